@@ -1,0 +1,55 @@
+/**
+ * Micro-benchmark of request dispatch: a plain hono app with 200 routes (the baseline) against
+ * the server's application with the same 200 routes as slice endpoints. Run: deno task bench.
+ */
+import { Hono } from "hono";
+import { buildApp } from "../src/http/api.ts";
+import { StaticTable } from "../src/http/static.ts";
+import { Logger } from "../src/log.ts";
+
+import { INTERNALS } from "../src/slices/slice.ts";
+import { method, ServerSlice, z } from "@inmanta/server";
+
+const ROUTES = 200;
+const plain = new Hono();
+for (let i = 0; i < ROUTES; i++) {
+  plain.get(
+    `/api/v2/ext${i % 20}/item${i}/:id`,
+    (c) => c.json({ data: { id: c.req.param("id") } }),
+  );
+}
+
+const methods = Array.from({ length: ROUTES }, (_, i) =>
+  method({
+    path: `/ext${i % 20}/item${i}/:id`,
+    operation: "GET",
+    args: z.object({ id: z.string() }),
+  }));
+
+class Bench extends ServerSlice {
+  constructor(i: number) {
+    super(`ext${i}.bench`);
+    this[INTERNALS].setStatus("started");
+  }
+}
+const routes = methods.map((m, i) => {
+  const slice = new Bench(i % 20);
+  const handler = { method: m, call: (args: unknown) => ({ id: (args as { id: string }).id }) };
+  return { method: m, handler, slice };
+});
+const ours = buildApp({
+  routes,
+  statics: new StaticTable(),
+  log: new Logger("silent"),
+  maxBodySize: 1 << 20,
+});
+
+const url = `http://127.0.0.1/api/v2/ext7/item187/abc`;
+
+Deno.bench("plain hono, 200 routes", { group: "dispatch", baseline: true }, async () => {
+  await (await plain.fetch(new Request(url))).arrayBuffer();
+});
+
+Deno.bench("server app, 200 slice endpoints", { group: "dispatch" }, async () => {
+  await (await ours(new Request(url))).arrayBuffer();
+});

@@ -1,0 +1,51 @@
+/**
+ * The example extension: one slice with one endpoint, one static folder and one scheduled task.
+ * Copy it to start an extension of your own.
+ *
+ * @module
+ */
+import { type ApplicationContext, handle, method, ServerSlice, z } from "@inmanta/server";
+
+/** `GET /api/v2/greeting/:name?shout=true` answers `{"data": {"message": "hello <name>"}}`. */
+export const greet = method({
+  path: "/greeting/:name",
+  operation: "GET",
+  apiVersion: 2,
+  args: z.object({ name: z.string().min(1), shout: z.stringbool().default(false) }),
+  returns: z.object({ message: z.string() }),
+  clientTypes: ["api"],
+  summary: "Greet someone",
+});
+
+/** Greets, serves its static page under /greeter/ and reports how many greetings it served. */
+export class GreeterSlice extends ServerSlice {
+  #served = 0;
+  #reported = 0;
+
+  override getDependencies(): string[] {
+    return ["core.server"];
+  }
+
+  override start(): void {
+    this.addStaticHandler("/greeter", new URL("./static/", import.meta.url));
+    this.schedule(() => this.#report(), 60, { initialDelay: 60 });
+  }
+
+  #report(): void {
+    if (this.#served === this.#reported) return;
+    this.logger.info(`${this.#served - this.#reported} greeting(s) served in the last minute`);
+    this.#reported = this.#served;
+  }
+
+  @handle(greet)
+  greet({ name, shout }: { name: string; shout: boolean }): { message: string } {
+    this.#served++;
+    const message = `hello ${name}`;
+    return { message: shout ? message.toUpperCase() : message };
+  }
+}
+
+/** Registers the greeter slice. */
+export function setup(application: ApplicationContext): void {
+  application.registerSlice(new GreeterSlice("new_extension.greeter"));
+}

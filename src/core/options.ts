@@ -1,0 +1,49 @@
+/**
+ * The options core declares.
+ *
+ * @module
+ */
+import type { Config } from "../config/config.ts";
+
+/** Registers the `server` section's options with their defaults and help. */
+export function registerCoreOptions(config: Config): void {
+  config.registerDefaultOptions("server", {
+    enabled_extensions: {
+      type: "list",
+      default: [],
+      help: "comma-separated names of the extensions to load; core is always loaded",
+    },
+    extension_path: {
+      type: "string",
+      default: "extensions",
+      help: "colon-separated folders that hold inmanta_ext/<name>/extension.ts",
+    },
+    bind_address: {
+      type: "list",
+      default: ["127.0.0.1"],
+      help: "comma-separated addresses to listen on",
+    },
+    bind_port: { type: "int", default: 8888, help: "port to listen on; 0 picks a free one" },
+    shutdown_timeout: {
+      type: "duration",
+      default: 10,
+      help: "seconds for prestop and stop of all slices before the rest is abandoned",
+    },
+    slice_start_timeout: {
+      type: "duration",
+      default: 60,
+      help: "seconds each slice's prestart and start may take",
+    },
+    slice_stop_timeout: {
+      type: "duration",
+      default: 10,
+      help: "seconds each slice's prestop and stop (with its background tasks) may take",
+    },
+    max_body_size: {
+      type: "int",
+      default: 10 * 1024 * 1024,
+      help: "largest request body in bytes; larger ones get 413",
+    },
+    log_level: { type: "string", default: "info", help: "debug, info, warning or error" },
+  });
+}

@@ -1,0 +1,56 @@
+/**
+ * The core extension's API methods.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { method } from "../protocol/method.ts";
+
+/** `GET /api/v1/serverstatus`: product, version, extensions, slices and features. */
+export const serverStatus = method({
+  path: "/serverstatus",
+  operation: "GET",
+  apiVersion: 1,
+  summary: "Status of the server: version, extensions, slices and features",
+  returns: z.object({
+    product: z.string(),
+    version: z.string(),
+    extensions: z.array(z.object({
+      name: z.string(),
+      version: z.string(),
+      source: z.string(),
+      isolation: z.string(),
+    })),
+    slices: z.array(z.object({
+      name: z.string(),
+      status: z.string(),
+      dependencies: z.array(z.string()),
+      failure: z.string().optional(),
+    })),
+    features: z.array(z.object({
+      slice: z.string(),
+      name: z.string(),
+      description: z.string(),
+      value: z.union([z.boolean(), z.number(), z.string()]),
+    })),
+  }),
+});
+
+/** `GET /api/v2/health`: 200 `{"status": "up"}` once every slice started, 503 otherwise. */
+export const health = method({
+  path: "/health",
+  operation: "GET",
+  apiVersion: 2,
+  enforceAuth: false,
+  summary: "Whether every slice started",
+  returns: z.object({ status: z.literal("up") }),
+});
+
+/** `GET /api/v2/docs/openapi.json`: the OpenAPI 3.1 document of every loaded method. */
+export const openApi = method({
+  path: "/docs/openapi.json",
+  operation: "GET",
+  apiVersion: 2,
+  enforceAuth: false,
+  summary: "OpenAPI 3.1 document of the API (returned as is, without the data envelope)",
+});

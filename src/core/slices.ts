@@ -1,0 +1,81 @@
+/**
+ * The core extension: always loaded, in-process. `core.transport` owns the HTTP listeners;
+ * `core.server` answers status, health and the API document.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { HttpError } from "../errors.ts";
+import type { HttpTransport } from "../http/transport.ts";
+import { handle } from "../protocol/method.ts";
+import { ServerSlice } from "../slices/slice.ts";
+import { health, openApi, serverStatus } from "./protocol.ts";
+
+/** What the core slices need of the server. */
+export interface CoreView {
+  /** The body of `/api/v1/serverstatus`. */
+  status(): z.input<typeof serverStatus.returns>;
+  /** `up` once every slice started; otherwise why not. */
+  health(): "up" | "starting" | "stopping" | "failed";
+  /** The OpenAPI document. */
+  openApi(): Record<string, unknown>;
+  /** The listeners. */
+  transport(): HttpTransport;
+  /** Milliseconds since epoch by which shutdown must be done. */
+  shutdownDeadline(): number;
+}
+
+/** `core.transport`: starts listening first and, at prestop, drains the requests in flight. */
+export class TransportSlice extends ServerSlice {
+  readonly #view: CoreView;
+
+  /** @param view the server */
+  constructor(view: CoreView) {
+    super("core.transport");
+    this.#view = view;
+  }
+
+  override start(): void {
+    this.#view.transport().listen();
+  }
+
+  override async prestop(): Promise<void> {
+    await this.#view.transport().drain(this.#view.shutdownDeadline());
+  }
+
+  override async stop(): Promise<void> {
+    await this.#view.transport().close();
+  }
+}
+
+/** `core.server`: status, health and API document. */
+export class CoreServerSlice extends ServerSlice {
+  readonly #view: CoreView;
+
+  /** @param view the server */
+  constructor(view: CoreView) {
+    super("core.server");
+    this.#view = view;
+  }
+
+  override getDependencies(): string[] {
+    return ["core.transport"];
+  }
+
+  @handle(serverStatus)
+  getServerStatus(): z.input<typeof serverStatus.returns> {
+    return this.#view.status();
+  }
+
+  @handle(health)
+  getHealth(): { status: "up" } {
+    const state = this.#view.health();
+    if (state !== "up") throw new HttpError(503, `server is ${state}`);
+    return { status: "up" };
+  }
+
+  @handle(openApi)
+  getOpenApi(): Response {
+    return Response.json(this.#view.openApi());
+  }
+}

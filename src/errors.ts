@@ -1,0 +1,67 @@
+/**
+ * Typed errors. Every error the server raises on bad input carries a stable `code` so that
+ * operators, tests and tools can tell causes apart without parsing messages.
+ *
+ * @module
+ */
+
+/** Base class of every error raised by the server; `code` is stable across releases. */
+export class InmantaError extends Error {
+  /** Stable machine-readable cause, such as `config.syntax` or `slice.cycle`. */
+  readonly code: string;
+
+  /**
+   * @param code stable machine-readable cause
+   * @param message one line naming the file, option, extension or slice and the cause
+   */
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A configuration file or option is invalid; the message names the file and line or option. */
+export class ConfigError extends InmantaError {}
+
+/** An extension could not be found, imported, checked or set up; the message names it. */
+export class ExtensionError extends InmantaError {}
+
+/** A slice is invalid, its dependencies cannot be ordered, or its lifecycle failed. */
+export class SliceError extends InmantaError {}
+
+/** The method table is inconsistent: a duplicate or missing handler, or a bad declaration. */
+export class ProtocolError extends InmantaError {}
+
+/**
+ * Thrown by a handler to answer with its own status. The message is sent to the client as
+ * `{"message": "..."}`, so it must not hold secrets.
+ *
+ * @example
+ * ```ts
+ * import { HttpError } from "@inmanta/server";
+ * throw new HttpError(404, "no such environment");
+ * ```
+ */
+export class HttpError extends InmantaError {
+  /** The HTTP status to answer with. */
+  readonly status: number;
+
+  /**
+   * @param status an HTTP status from 400 to 599
+   * @param message sent to the client
+   */
+  constructor(status: number, message: string) {
+    super(`http.${status}`, message);
+    if (!Number.isInteger(status) || status < 400 || status > 599) {
+      throw new RangeError(`HttpError status must be 400-599, got ${status}`);
+    }
+    this.status = status;
+  }
+}
+
+/** One line for a thrown value, without a stack. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,167 @@
+/**
+ * Loading an extension and hosting its slices. One interface, so that a sandboxed host can
+ * stand beside the in-process one without the rest of the server knowing which it talks to.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import semver from "semver";
+import type { ApplicationContext } from "../application.ts";
+import { describeError, ExtensionError, InmantaError } from "../errors.ts";
+import { isMethod, type MethodDefinition } from "../protocol/method.ts";
+import { VERSION } from "../version.ts";
+import type { ExtensionSpec } from "./discovery.ts";
+
+/** An extension after `setup` ran. */
+export interface LoadedExtension {
+  /** Extension name. */
+  name: string;
+  /** Version from its deno.json or `export const version`, or `unversioned`. */
+  version: string;
+  /** Where it was loaded from. */
+  source: string;
+  /** `none`: in the server process. */
+  isolation: "none";
+  /** The API methods its module exports, which some slice must handle. */
+  methods: MethodDefinition[];
+}
+
+/** Loads extensions and hosts their slices. */
+export interface ExtensionHost {
+  /** Imports the extension, checks it is compatible, and runs its `setup`. */
+  load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension>;
+}
+
+/** What an extension module may export. */
+interface ExtensionModule {
+  setup?: unknown;
+  coreVersion?: unknown;
+  version?: unknown;
+  [name: string]: unknown;
+}
+
+interface PackageInfo {
+  version?: string;
+  coreRange?: string;
+  file?: string;
+}
+
+/** Reads `version` and the range pinned for `@inmanta/server` from the extension's deno.json. */
+async function packageInfo(spec: ExtensionSpec): Promise<PackageInfo> {
+  if (!spec.directory) return {};
+  // The package's deno.json sits beside extension.ts or at the root above inmanta_ext/.
+  const candidates = [
+    join(spec.directory, "deno.json"),
+    join(dirname(dirname(spec.directory)), "deno.json"),
+  ];
+  for (const file of candidates) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch {
+      continue;
+    }
+    let json: { name?: unknown; version?: unknown; imports?: Record<string, unknown> };
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new ExtensionError(
+        "extension.manifest",
+        `extension ${spec.name}: ${file} is not valid JSON: ${describeError(error)}`,
+      );
+    }
+    const pinned = json.imports?.["@inmanta/server"];
+    const range = typeof pinned === "string"
+      ? /^jsr:@inmanta\/server@(.+)$/.exec(pinned)?.[1]
+      : undefined;
+    // A deno.json without a name is a workspace or project file, not the extension's.
+    if (typeof json.name !== "string" && range === undefined) continue;
+    return {
+      version: typeof json.version === "string" ? json.version : undefined,
+      coreRange: range,
+      file,
+    };
+  }
+  return {};
+}
+
+/** Refuses an extension whose declared core range does not include this server's version. */
+export function checkCompatibility(name: string, range: string, declaredIn: string): void {
+  if (semver.validRange(range) === null) {
+    throw new ExtensionError(
+      "extension.core_range",
+      `extension ${name}: ${declaredIn} '${range}' is not a valid semver range`,
+    );
+  }
+  if (!semver.satisfies(VERSION, range, { includePrerelease: true })) {
+    throw new ExtensionError(
+      "extension.incompatible",
+      `extension ${name} requires core ${range} (${declaredIn}) but this server is ${VERSION}`,
+    );
+  }
+}
+
+/** Runs extensions in the server process, with the server's permissions. */
+export class InProcessHost implements ExtensionHost {
+  /** Imports, checks and sets up one extension. */
+  async load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension> {
+    const info = await packageInfo(spec);
+    let module: ExtensionModule;
+    try {
+      module = await import(spec.specifier);
+    } catch (error) {
+      throw new ExtensionError(
+        "extension.import",
+        `extension ${spec.name}: cannot import ${displaySource(spec)}: ${firstLine(error)}`,
+        { cause: error },
+      );
+    }
+    if (typeof module.coreVersion === "string") {
+      checkCompatibility(spec.name, module.coreVersion, "export const coreVersion =");
+    } else if (module.coreVersion !== undefined) {
+      throw new ExtensionError(
+        "extension.core_range",
+        `extension ${spec.name}: coreVersion must be a string semver range`,
+      );
+    } else if (info.coreRange) {
+      checkCompatibility(spec.name, info.coreRange, `${info.file} imports "@inmanta/server"`);
+    }
+    if (typeof module.setup !== "function") {
+      throw new ExtensionError(
+        "extension.setup",
+        `extension ${spec.name}: ${
+          displaySource(spec)
+        } does not export a function setup(application)`,
+      );
+    }
+    try {
+      await module.setup(context);
+    } catch (error) {
+      // Our own errors already name the extension and the slice; keep their code.
+      if (error instanceof InmantaError) throw error;
+      throw new ExtensionError(
+        "extension.setup_failed",
+        `extension ${spec.name}: setup failed: ${firstLine(error)}`,
+        { cause: error },
+      );
+    }
+    return {
+      name: spec.name,
+      version: info.version ??
+        (typeof module.version === "string" ? module.version : "unversioned"),
+      source: displaySource(spec),
+      isolation: "none",
+      methods: Object.values(module).filter(isMethod),
+    };
+  }
+}
+
+/** The source of an extension as operators wrote it: a path for local files. */
+export function displaySource(spec: ExtensionSpec): string {
+  return spec.specifier.startsWith("file:") ? fileURLToPath(spec.specifier) : spec.specifier;
+}
+
+function firstLine(error: unknown): string {
+  return describeError(error).split("\n")[0];
+}

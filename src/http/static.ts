@@ -1,0 +1,202 @@
+/**
+ * Static content: directories and in-memory documents mounted under URL prefixes. Requests
+ * never leave a mounted directory: `..`, encoded separators, NUL bytes and symlinks that point
+ * outside are answered 404, as missing files are.
+ *
+ * @module
+ */
+import { join, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { getMimeType } from "hono/utils/mime";
+import { SliceError } from "../errors.ts";
+
+/** A static mount declared by a slice. */
+export type StaticMount =
+  | {
+    kind: "directory";
+    location: string;
+    root: string | URL;
+    defaultFilename: string;
+    start: boolean;
+  }
+  | { kind: "content"; location: string; content: string | Uint8Array; contentType: string };
+
+interface DirectoryEntry {
+  prefix: string;
+  root: string;
+  realRoot: Promise<string | undefined>;
+  defaultFilename: string;
+  owner: string;
+}
+
+interface ContentEntry {
+  body: Uint8Array<ArrayBuffer>;
+  contentType: string;
+  etag: string;
+  owner: string;
+}
+
+const TYPES: Record<string, string> = {
+  ".ts": "application/typescript; charset=utf-8",
+  ".mts": "application/typescript; charset=utf-8",
+  ".map": "application/json",
+  ".wasm": "application/wasm",
+};
+
+function contentType(path: string): string {
+  const dot = path.lastIndexOf(".");
+  const ext = dot >= 0 ? path.slice(dot).toLowerCase() : "";
+  return TYPES[ext] ?? getMimeType(path) ?? "application/octet-stream";
+}
+
+/** Normalises a location to `/a/b` (no trailing slash; `/` stays `/`). */
+function normaliseLocation(location: string, owner: string): string {
+  if (typeof location !== "string" || !location.startsWith("/")) {
+    throw new SliceError(
+      "static.location",
+      `slice ${owner}: static location '${location}' must start with '/'`,
+    );
+  }
+  const trimmed = location.replace(/\/+$/, "");
+  return trimmed === "" ? "/" : trimmed;
+}
+
+function fnv1a(bytes: Uint8Array): string {
+  let hash = 0x811c9dc5;
+  for (const byte of bytes) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return hash.toString(16);
+}
+
+function notModified(request: Request, etag: string): boolean {
+  const header = request.headers.get("if-none-match");
+  if (!header) return false;
+  return header.trim() === "*" ||
+    header.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag.replace(/^W\//, ""));
+}
+
+/** The table of static mounts of a server; lookups pick the longest matching prefix. */
+export class StaticTable {
+  #directories: DirectoryEntry[] = [];
+  readonly #contents = new Map<string, ContentEntry>();
+
+  /** Adds a mount of slice `owner`; a location taken by another mount is an error. */
+  add(mount: StaticMount, owner: string): void {
+    const location = normaliseLocation(mount.location, owner);
+    if (mount.kind === "content") {
+      const taken = this.#contents.get(location);
+      if (taken) {
+        throw new SliceError(
+          "static.duplicate",
+          `slice ${owner}: static content at ${location} is already served by ${taken.owner}`,
+        );
+      }
+      const body = typeof mount.content === "string"
+        ? new TextEncoder().encode(mount.content)
+        : new Uint8Array(mount.content);
+      this.#contents.set(location, {
+        body,
+        contentType: mount.contentType,
+        etag: `"${body.length.toString(16)}-${fnv1a(body)}"`,
+        owner,
+      });
+      return;
+    }
+    const root = mount.root instanceof URL ? fileURLToPath(mount.root) : resolve(mount.root);
+    const prefixes = mount.start && location !== "/" ? [location, "/"] : [location];
+    for (const prefix of prefixes) {
+      const taken = this.#directories.find((d) => d.prefix === prefix);
+      if (taken) {
+        throw new SliceError(
+          "static.duplicate",
+          `slice ${owner}: static location ${prefix} is already served by ${taken.owner}`,
+        );
+      }
+      this.#directories.push({
+        prefix,
+        root,
+        realRoot: Deno.realPath(root).catch(() => undefined),
+        defaultFilename: mount.defaultFilename,
+        owner,
+      });
+    }
+    // Longest prefix first, so that /ui/docs wins over /ui and / comes last.
+    this.#directories.sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  /** Answers a GET or HEAD request, or returns undefined when no mount covers its path. */
+  async serve(request: Request, pathname: string): Promise<Response | undefined> {
+    const content = this.#contents.get(pathname.replace(/(.)\/+$/, "$1"));
+    if (content) {
+      const headers = { "content-type": content.contentType, etag: content.etag };
+      if (notModified(request, content.etag)) return new Response(null, { status: 304, headers });
+      return new Response(request.method === "HEAD" ? null : content.body, { headers });
+    }
+    for (const dir of this.#directories) {
+      const rest = dir.prefix === "/"
+        ? pathname
+        : pathname === dir.prefix || pathname.startsWith(`${dir.prefix}/`)
+        ? pathname.slice(dir.prefix.length)
+        : undefined;
+      if (rest === undefined) continue;
+      return await this.#serveFile(request, dir, rest) ?? notFound(pathname);
+    }
+    return undefined;
+  }
+
+  async #serveFile(
+    request: Request,
+    dir: DirectoryEntry,
+    rest: string,
+  ): Promise<Response | undefined> {
+    const realRoot = await dir.realRoot;
+    if (!realRoot) return undefined;
+    const segments: string[] = [];
+    for (const raw of rest.split("/")) {
+      if (raw === "") continue;
+      let segment: string;
+      try {
+        segment = decodeURIComponent(raw);
+      } catch {
+        return undefined;
+      }
+      if (
+        segment === "." || segment === ".." || /[\0/\\]/.test(segment)
+      ) return undefined;
+      segments.push(segment);
+    }
+    let path = join(realRoot, ...segments);
+    let info: Deno.FileInfo;
+    try {
+      path = await Deno.realPath(path);
+      if (path !== realRoot && !path.startsWith(realRoot + sep)) return undefined;
+      info = await Deno.stat(path);
+      if (info.isDirectory) {
+        if (!rest.endsWith("/") && rest !== "") {
+          const url = new URL(request.url);
+          return Response.redirect(`${url.origin}${url.pathname}/${url.search}`, 301);
+        }
+        path = await Deno.realPath(join(path, dir.defaultFilename));
+        if (!path.startsWith(realRoot + sep)) return undefined;
+        info = await Deno.stat(path);
+      }
+    } catch {
+      return undefined;
+    }
+    if (!info.isFile) return undefined;
+    const etag = `W/"${info.size.toString(16)}-${(info.mtime?.getTime() ?? 0).toString(16)}"`;
+    const headers = {
+      "content-type": contentType(path),
+      "content-length": String(info.size),
+      etag,
+      "cache-control": "no-cache",
+    };
+    if (notModified(request, etag)) return new Response(null, { status: 304, headers: { etag } });
+    if (request.method === "HEAD") return new Response(null, { headers });
+    const file = await Deno.open(path, { read: true });
+    return new Response(file.readable, { headers });
+  }
+}
+
+function notFound(pathname: string): Response {
+  return Response.json({ message: `no such file: ${pathname}` }, { status: 404 });
+}

@@ -1,0 +1,119 @@
+/**
+ * The HTTP listeners: one Deno.serve per bind address, counting requests in flight so that
+ * shutdown can answer new ones 503 while the ones already accepted complete.
+ *
+ * @module
+ */
+import { describeError, InmantaError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { FetchHandler } from "./api.ts";
+
+/** Where and what to serve. */
+export interface TransportOptions {
+  /** Addresses to bind. */
+  addresses: string[];
+  /** Port; 0 picks a free one. */
+  port: number;
+  /** The application. */
+  handler: FetchHandler;
+  /** Logger. */
+  log: Logger;
+}
+
+/** The listeners of one server. */
+export class HttpTransport {
+  readonly #options: TransportOptions;
+  readonly #servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  #stopping = false;
+  #inFlight = 0;
+
+  /** @param options where and what to serve */
+  constructor(options: TransportOptions) {
+    this.#options = options;
+  }
+
+  /** The bound addresses (with the real port when 0 was asked). */
+  get addresses(): Deno.NetAddr[] {
+    return this.#servers.map((s) => s.addr);
+  }
+
+  /** Requests being handled now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Starts listening on every address; a bind failure names the address and cause. */
+  listen(): void {
+    for (const hostname of this.#options.addresses) {
+      try {
+        this.#servers.push(Deno.serve({
+          hostname,
+          port: this.#options.port,
+          onListen: ({ hostname, port }) =>
+            this.#options.log.info(
+              `listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+            ),
+          onError: (error) => {
+            this.#options.log.error(`unhandled error: ${describeError(error)}`);
+            return Response.json({ message: "internal server error" }, { status: 500 });
+          },
+        }, (request) => this.#handle(request)));
+      } catch (error) {
+        void this.close();
+        throw new InmantaError(
+          "transport.listen",
+          `core.transport: cannot listen on ${hostname}:${this.#options.port}: ${
+            describeError(error).split("\n")[0]
+          }`,
+        );
+      }
+    }
+  }
+
+  async #handle(request: Request): Promise<Response> {
+    if (this.#stopping) {
+      return Response.json({ message: "server is stopping" }, {
+        status: 503,
+        headers: { connection: "close" },
+      });
+    }
+    this.#inFlight++;
+    try {
+      return await this.#options.handler(request);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  /** From now on new requests get 503. */
+  beginStopping(): void {
+    this.#stopping = true;
+  }
+
+  /**
+   * Stops accepting connections and waits for the requests in flight, until `deadline` (ms
+   * since epoch). Returns true when everything drained.
+   */
+  async drain(deadline: number): Promise<boolean> {
+    this.beginStopping();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+    });
+    const drained = Promise.all(this.#servers.map((s) => s.shutdown())).then(() => true);
+    const done = await Promise.race([drained, expired]);
+    clearTimeout(timer);
+    if (!done) {
+      this.#options.log.error(
+        `${this.#inFlight} request(s) still in flight at the shutdown deadline; abandoned`,
+      );
+    }
+    return done;
+  }
+
+  /** Closes the listeners without waiting. */
+  async close(): Promise<void> {
+    this.beginStopping();
+    await Promise.allSettled(this.#servers.map((s) => s.shutdown()));
+  }
+}

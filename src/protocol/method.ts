@@ -1,0 +1,219 @@
+/**
+ * API methods: declared once with {@link method}, handled by one slice with {@link handle}.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ProtocolError } from "../errors.ts";
+
+/** HTTP operations a method can use. */
+export type Operation = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD";
+
+const OPERATIONS: ReadonlySet<string> = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]);
+
+/** Operations whose arguments come from the query string rather than a JSON body. */
+export const QUERY_OPERATIONS: ReadonlySet<Operation> = new Set(["GET", "DELETE", "HEAD"]);
+
+/** The declaration passed to {@link method}. */
+export interface MethodOptions<A extends z.ZodType, R extends z.ZodType> {
+  /** Path below `/api/v<apiVersion>`, with `:name` parameters, e.g. `/greeting/:name`. */
+  path: string;
+  /** HTTP operation. */
+  operation: Operation;
+  /** API version: the URL starts with `/api/v<apiVersion>`. Default 2. */
+  apiVersion?: number;
+  /** Schema of the arguments (path parameters, query or JSON body). Default: no arguments. */
+  args?: A;
+  /** Schema of the returned data, for the OpenAPI document. Default: anything. */
+  returns?: R;
+  /** Client types allowed to call it (Inmanta's `client_types`). Default `["api"]`. */
+  clientTypes?: string[];
+  /** One-line summary for the OpenAPI document. */
+  summary?: string;
+  /** Longer description for the OpenAPI document. */
+  description?: string;
+  /** Status of a successful answer. Default 200. */
+  status?: number;
+  /** Whether authentication applies when it is turned on. Default true. */
+  enforceAuth?: boolean;
+  /** Largest accepted request body in bytes; default the server's `server.max_body_size`. */
+  maxBodySize?: number;
+}
+
+/** A declared API method. Pass it to {@link handle} and to clients. */
+export interface MethodDefinition<
+  A extends z.ZodType = z.ZodType,
+  R extends z.ZodType = z.ZodType,
+> {
+  /** Marks the object as a method definition. */
+  readonly kind: "inmanta.method";
+  /** Path below the version prefix, as declared. */
+  readonly path: string;
+  /** Full URL path: `/api/v<apiVersion><path>`. */
+  readonly url: string;
+  /** HTTP operation. */
+  readonly operation: Operation;
+  /** API version. */
+  readonly apiVersion: number;
+  /** Argument schema. */
+  readonly args: A;
+  /** Return schema. */
+  readonly returns: R;
+  /** Allowed client types. */
+  readonly clientTypes: readonly string[];
+  /** Summary. */
+  readonly summary: string;
+  /** Description. */
+  readonly description: string;
+  /** Success status. */
+  readonly status: number;
+  /** Whether authentication applies. */
+  readonly enforceAuth: boolean;
+  /** Body size limit in bytes, if the method sets its own. */
+  readonly maxBodySize: number | undefined;
+  /** Names of the `:name` path parameters, in order. */
+  readonly pathParams: readonly string[];
+}
+
+/**
+ * Declares an API method.
+ *
+ * @example
+ * ```ts
+ * import { method, z } from "@inmanta/server";
+ * export const greet = method({
+ *   path: "/greeting/:name", operation: "GET", apiVersion: 2,
+ *   args: z.object({ name: z.string().min(1) }),
+ *   returns: z.object({ message: z.string() }),
+ * });
+ * ```
+ */
+export function method<
+  A extends z.ZodType = z.ZodObject<Record<string, never>>,
+  R extends z.ZodType = z.ZodUnknown,
+>(
+  options: MethodOptions<A, R>,
+): MethodDefinition<A, R> {
+  const operation = String(options.operation).toUpperCase() as Operation;
+  const where = `method ${options.operation} ${options.path}`;
+  if (!OPERATIONS.has(operation)) {
+    throw new ProtocolError("method.operation", `${where}: unknown operation`);
+  }
+  if (typeof options.path !== "string" || !options.path.startsWith("/")) {
+    throw new ProtocolError("method.path", `${where}: path must start with '/'`);
+  }
+  const apiVersion = options.apiVersion ?? 2;
+  if (!Number.isInteger(apiVersion) || apiVersion < 1) {
+    throw new ProtocolError("method.version", `${where}: apiVersion must be a positive integer`);
+  }
+  const pathParams = [...options.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
+  const args = (options.args ?? z.object({})) as A;
+  if (args instanceof z.ZodObject) {
+    for (const param of pathParams) {
+      if (!(param in args.shape)) {
+        throw new ProtocolError(
+          "method.path",
+          `${where}: path parameter '${param}' is not in the argument schema`,
+        );
+      }
+    }
+  }
+  return Object.freeze({
+    kind: "inmanta.method",
+    path: options.path,
+    url: `/api/v${apiVersion}${options.path}`,
+    operation,
+    apiVersion,
+    args,
+    returns: (options.returns ?? z.unknown()) as R,
+    clientTypes: Object.freeze([...(options.clientTypes ?? ["api"])]),
+    summary: options.summary ?? "",
+    description: options.description ?? "",
+    status: options.status ?? 200,
+    enforceAuth: options.enforceAuth ?? true,
+    maxBodySize: options.maxBodySize,
+    pathParams: Object.freeze(pathParams),
+  });
+}
+
+/** Whether a value is a method definition made by {@link method}. */
+export function isMethod(value: unknown): value is MethodDefinition {
+  return typeof value === "object" && value !== null &&
+    (value as { kind?: unknown }).kind === "inmanta.method";
+}
+
+/** What a handler gets besides its arguments. */
+export interface RequestContext {
+  /** The HTTP request (its body already read when the method takes a JSON body). */
+  request: Request;
+  /** Aborted when the client goes away or the server gives up on the request. */
+  signal: AbortSignal;
+}
+
+/** A handler of method `M` on a slice of type `This`. */
+export type HandlerFunction<This, A extends z.ZodType, R extends z.ZodType> = (
+  this: This,
+  args: z.output<A>,
+  context: RequestContext,
+) => z.input<R> | Promise<z.input<R>>;
+
+/** A bound handler, as the server calls it. */
+export interface BoundHandler {
+  /** The method it handles. */
+  method: MethodDefinition;
+  /** Calls the handler on its slice. */
+  call(args: unknown, context: RequestContext): unknown;
+}
+
+const HANDLERS = new WeakMap<object, BoundHandler[]>();
+
+/** The handlers the `@handle` decorator registered on an object. */
+export function handlersOf(instance: object): readonly BoundHandler[] {
+  return HANDLERS.get(instance) ?? [];
+}
+
+/** The decorator {@link handle} returns. */
+export type HandleDecorator<A extends z.ZodType, R extends z.ZodType> = <This extends object>(
+  value: HandlerFunction<This, A, R>,
+  context: ClassMethodDecoratorContext<This, HandlerFunction<This, A, R>>,
+) => void;
+
+/**
+ * Marks a slice method as the handler of an API method (a TC39 decorator). Its arguments and
+ * result are type-checked against the method's schemas.
+ *
+ * @example
+ * ```ts
+ * import { handle, ServerSlice } from "@inmanta/server";
+ * import { greet } from "./protocol.ts";
+ * class GreeterSlice extends ServerSlice {
+ *   @handle(greet)
+ *   greet({ name }: { name: string }) {
+ *     return { message: `hello ${name}` };
+ *   }
+ * }
+ * ```
+ */
+export function handle<A extends z.ZodType, R extends z.ZodType>(
+  target: MethodDefinition<A, R>,
+): HandleDecorator<A, R> {
+  if (!isMethod(target)) {
+    throw new ProtocolError("method.invalid", "@handle() needs a method made by method({...})");
+  }
+  return (value, context) => {
+    if (context.static || context.private) {
+      throw new ProtocolError(
+        "method.handler",
+        `@handle(${target.operation} ${target.url}) must decorate a public instance method`,
+      );
+    }
+    context.addInitializer(function () {
+      const list = HANDLERS.get(this) ?? [];
+      list.push({
+        method: target,
+        call: (args, ctx) => value.call(this, args as z.output<A>, ctx),
+      });
+      HANDLERS.set(this, list);
+    });
+  };
+}

@@ -1,0 +1,270 @@
+/**
+ * The server: configuration → discovery → loading → slice graph → lifecycle → HTTP.
+ *
+ * @module
+ */
+import { Registry } from "./application.ts";
+import type { Config } from "./config/config.ts";
+import { registerCoreOptions } from "./core/options.ts";
+import { CoreServerSlice, type CoreView, TransportSlice } from "./core/slices.ts";
+import { InmantaError, ProtocolError } from "./errors.ts";
+import { checkExtensionName, discoverExtensions } from "./extensions/discovery.ts";
+import { type ExtensionHost, InProcessHost, type LoadedExtension } from "./extensions/host.ts";
+import { buildApp, type Route } from "./http/api.ts";
+import { StaticTable } from "./http/static.ts";
+import { HttpTransport } from "./http/transport.ts";
+import { Logger } from "./log.ts";
+import type { MethodDefinition } from "./protocol/method.ts";
+import { handlersOf } from "./protocol/method.ts";
+import { openApiDocument } from "./protocol/openapi.ts";
+import { startOrder } from "./slices/graph.ts";
+import { Lifecycle } from "./slices/lifecycle.ts";
+import { INTERNALS, type ServerSlice } from "./slices/slice.ts";
+import { PRODUCT, VERSION } from "./version.ts";
+import * as coreProtocol from "./core/protocol.ts";
+
+/** Where the server is in its life. */
+export type ServerState = "created" | "starting" | "running" | "stopping" | "stopped" | "failed";
+
+/** How to build a server. */
+export interface ServerOptions {
+  /** The loaded configuration. */
+  config: Config;
+  /** Logger; one at the configured level by default. */
+  logger?: Logger;
+  /** How extensions are loaded and hosted; in-process by default. */
+  host?: ExtensionHost;
+}
+
+/** One server: create it with a configuration, `start()` it, `stop()` it. */
+export class Server {
+  /** The configuration. */
+  readonly config: Config;
+  /** The server's logger. */
+  readonly logger: Logger;
+  readonly #host: ExtensionHost;
+  readonly #registry: Registry;
+  readonly #statics = new StaticTable();
+  #state: ServerState = "created";
+  #extensions: LoadedExtension[] = [];
+  #order: ServerSlice[] = [];
+  #routes: Route[] = [];
+  #lifecycle: Lifecycle | undefined;
+  #transport: HttpTransport | undefined;
+  #deadline = 0;
+  #stopped: Promise<void> | undefined;
+
+  /** @param options configuration, logger and host */
+  constructor(options: ServerOptions) {
+    this.config = options.config;
+    this.logger = options.logger ?? new Logger();
+    this.#host = options.host ?? new InProcessHost();
+    this.#registry = new Registry(this.config);
+    registerCoreOptions(this.config);
+  }
+
+  /** Current state. */
+  get state(): ServerState {
+    return this.#state;
+  }
+
+  /** The loaded extensions, core first. */
+  get extensions(): readonly LoadedExtension[] {
+    return this.#extensions;
+  }
+
+  /** The slices in start order (registration order before start). */
+  get slices(): readonly ServerSlice[] {
+    return this.#order.length > 0 ? this.#order : this.#registry.slices;
+  }
+
+  /** The addresses the server listens on, once started. */
+  get addresses(): Deno.NetAddr[] {
+    return this.#transport?.addresses ?? [];
+  }
+
+  /** `http://host:port` of the first address, once started. */
+  get url(): string {
+    const addr = this.addresses[0];
+    if (!addr) throw new InmantaError("server.not_listening", "the server is not listening");
+    const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+    return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${addr.port}`;
+  }
+
+  /** The slice with this name. */
+  getSlice<T extends ServerSlice = ServerSlice>(name: string): T {
+    const slice = this.#registry.get(name);
+    if (!slice) {
+      throw new InmantaError("slice.not_found", `slice ${name} is not loaded`);
+    }
+    return slice as T;
+  }
+
+  /**
+   * Loads the extensions, orders the slices and starts them. Any failure is an InmantaError
+   * naming the file, option, extension or slice; what started is stopped again first.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== "created") {
+      throw new InmantaError("server.state", `server cannot start: it is ${this.#state}`);
+    }
+    this.#state = "starting";
+    try {
+      this.config.validate();
+      await this.#load();
+      this.#order = startOrder(this.#registry.slices, this.logger);
+      this.logger.debug(`start order: ${this.#order.map((s) => s.name).join(", ")}`);
+      this.#routes = this.#collectRoutes();
+      for (const slice of this.#order) {
+        const internals = slice[INTERNALS];
+        internals.attach(this.logger.child(slice.name));
+        for (const mount of internals.mounts) this.#statics.add(mount, slice.name);
+        internals.onMount = (mount) => this.#statics.add(mount, slice.name);
+      }
+      this.#transport = new HttpTransport({
+        addresses: this.config.list("server", "bind_address"),
+        port: this.config.int("server", "bind_port"),
+        handler: buildApp({
+          routes: this.#routes,
+          statics: this.#statics,
+          log: this.logger,
+          maxBodySize: this.config.int("server", "max_body_size"),
+        }),
+        log: this.logger.child("core.transport"),
+      });
+      this.#lifecycle = new Lifecycle(this.#order, this.logger, {
+        start: this.config.duration("server", "slice_start_timeout"),
+        stop: this.config.duration("server", "slice_stop_timeout"),
+      });
+      await this.#lifecycle.start({ getSlice: (n) => this.getSlice(n), config: this.config });
+      this.#state = "running";
+    } catch (error) {
+      this.#state = "failed";
+      await this.#transport?.close();
+      throw error;
+    }
+  }
+
+  async #load(): Promise<void> {
+    const view = this.#coreView();
+    this.#registry.register(new TransportSlice(view), "core");
+    this.#registry.register(new CoreServerSlice(view), "core");
+    this.#extensions.push({
+      name: "core",
+      version: VERSION,
+      source: "builtin",
+      isolation: "none",
+      methods: Object.values(coreProtocol),
+    });
+    const names = [...new Set(this.config.list("server", "enabled_extensions"))]
+      .filter((n) => n !== "core");
+    names.forEach(checkExtensionName);
+    for (const name of names) {
+      this.config.registerDefaultOptions(`extension.${name}`, {
+        source: {
+          type: "string",
+          default: "",
+          help: "jsr:@scope/pkg@range, a path or file: URL, or an https: URL of the extension",
+        },
+      });
+    }
+    for (const spec of await discoverExtensions(this.config, names)) {
+      this.logger.debug(`loading extension ${spec.name} from ${spec.specifier}`);
+      const loaded = await this.#host.load(spec, this.#registry.contextFor(spec.name));
+      this.#extensions.push(loaded);
+      this.logger.info(`extension ${loaded.name} ${loaded.version} loaded from ${loaded.source}`);
+    }
+  }
+
+  #collectRoutes(): Route[] {
+    const routes: Route[] = [];
+    const byMethod = new Map<MethodDefinition, ServerSlice>();
+    const byUrl = new Map<string, ServerSlice>();
+    for (const slice of this.#order) {
+      for (const handler of handlersOf(slice)) {
+        const key = `${handler.method.operation} ${handler.method.url}`;
+        const other = byMethod.get(handler.method) ?? byUrl.get(key);
+        if (other) {
+          throw new ProtocolError(
+            "method.duplicate_handler",
+            `method ${key} is handled by two slices: ${other.name} and ${slice.name}`,
+          );
+        }
+        byMethod.set(handler.method, slice);
+        byUrl.set(key, slice);
+        routes.push({ method: handler.method, handler, slice });
+      }
+    }
+    for (const extension of this.#extensions) {
+      for (const method of extension.methods) {
+        if (!byMethod.has(method)) {
+          throw new ProtocolError(
+            "method.unhandled",
+            `method ${method.operation} ${method.url} exported by extension ${extension.name} has no handler: decorate a slice method with @handle()`,
+          );
+        }
+      }
+    }
+    return routes;
+  }
+
+  #coreView(): CoreView {
+    return {
+      status: () => ({
+        product: PRODUCT,
+        version: VERSION,
+        extensions: this.#extensions.map(({ name, version, source, isolation }) => ({
+          name,
+          version,
+          source,
+          isolation,
+        })),
+        slices: this.slices.map((s) => ({
+          name: s.name,
+          status: s.status,
+          dependencies: s.getDependencies(),
+          ...(s[INTERNALS].failure ? { failure: s[INTERNALS].failure } : {}),
+        })),
+        features: this.#registry.featureManager.getFeatures(),
+      }),
+      health: () => {
+        if (this.#state === "stopping" || this.#state === "stopped") return "stopping";
+        if (this.#state === "failed") return "failed";
+        return this.#order.every((s) => s.status === "started") && this.#state === "running"
+          ? "up"
+          : "starting";
+      },
+      openApi: () =>
+        openApiDocument(
+          this.#routes.map((r) => ({ method: r.method, slice: r.slice.name })),
+          { title: PRODUCT, version: VERSION },
+        ),
+      transport: () => this.#transport!,
+      shutdownDeadline: () => this.#deadline,
+    };
+  }
+
+  /**
+   * Shuts down gracefully: new requests get 503, prestop runs on every slice (the transport
+   * drains requests in flight), then stop. Nothing waits past `server.shutdown_timeout`.
+   * Calling it again returns the same promise.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#state !== "running") {
+      await this.#transport?.close();
+      this.#state = "stopped";
+      return;
+    }
+    this.#state = "stopping";
+    this.#deadline = Date.now() + this.config.duration("server", "shutdown_timeout") * 1000;
+    this.#transport?.beginStopping();
+    await this.#lifecycle!.stop(this.#deadline);
+    this.#state = "stopped";
+    this.logger.info("server stopped");
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Runs the slices' lifecycle: prestart on all, start in order; prestop on all in reverse,
+ * stop in reverse. Each call has a deadline that names the slice that hung.
+ *
+ * @module
+ */
+import { describeError, SliceError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { INTERNALS, type ServerSlice, type SliceServer } from "./slice.ts";
+
+/** Per-slice deadlines, in seconds. */
+export interface LifecycleTimeouts {
+  /** For each of prestart and start. */
+  start: number;
+  /** For each of prestop and stop (background tasks included). */
+  stop: number;
+}
+
+class Timeout extends Error {}
+
+/** Resolves with `work`, or rejects with Timeout after `ms`. */
+async function within<T>(work: () => T | Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      Promise.resolve().then(work),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Timeout()), Math.max(0, ms));
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Drives the lifecycle of an ordered list of slices. */
+export class Lifecycle {
+  readonly #order: ServerSlice[];
+  readonly #log: Logger;
+  readonly #timeouts: LifecycleTimeouts;
+  #started: ServerSlice[] = [];
+
+  /**
+   * @param order slices in start order
+   * @param log the server's logger
+   * @param timeouts per-slice deadlines
+   */
+  constructor(order: ServerSlice[], log: Logger, timeouts: LifecycleTimeouts) {
+    this.#order = order;
+    this.#log = log;
+    this.#timeouts = timeouts;
+  }
+
+  /**
+   * Prestarts then starts every slice. On failure, the slices already started are stopped in
+   * reverse order and a SliceError naming the failing slice is thrown.
+   */
+  async start(server: SliceServer): Promise<void> {
+    const ms = this.#timeouts.start * 1000;
+    let phase = "prestart";
+    let current: ServerSlice | undefined;
+    try {
+      for (current of this.#order) {
+        current[INTERNALS].setStatus("starting");
+        await within(() => current!.prestart(server), ms);
+      }
+      phase = "start";
+      for (current of this.#order) {
+        await within(() => current!.start(), ms);
+        current[INTERNALS].setStatus("started");
+        this.#started.push(current);
+        this.#log.debug(`slice ${current.name} started`);
+      }
+    } catch (error) {
+      const slice = current!;
+      const cause = error instanceof Timeout
+        ? `did not finish ${phase} within ${this.#timeouts.start}s`
+        : `${phase} failed: ${describeError(error)}`;
+      slice[INTERNALS].setStatus("failed");
+      slice[INTERNALS].failure = cause;
+      if (!(error instanceof Timeout) && error instanceof Error && error.stack) {
+        this.#log.debug(error.stack);
+      }
+      for (const s of this.#order) {
+        if (s.status === "starting" && s !== slice) s[INTERNALS].setStatus("registered");
+      }
+      if (this.#started.length > 0) {
+        this.#log.error(`slice ${slice.name} ${cause}; stopping the slices already started`);
+        await this.stop(Date.now() + this.#timeouts.stop * 1000 * this.#started.length);
+      }
+      throw new SliceError(
+        error instanceof Timeout ? "slice.start_timeout" : "slice.start_failed",
+        `slice ${slice.name} ${cause}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Prestops then stops the started slices in reverse order. Nothing is waited for past
+   * `deadline` (ms since epoch): what hangs is logged by name and abandoned.
+   */
+  async stop(deadline: number): Promise<void> {
+    const slices = [...this.#started].reverse();
+    this.#started = [];
+    const budget = () => Math.min(this.#timeouts.stop * 1000, deadline - Date.now());
+    for (const slice of slices) {
+      slice[INTERNALS].setStatus("stopping");
+      slice[INTERNALS].scheduler.cancel(false);
+      await this.#bounded(slice, "prestop", () => slice.prestop(), budget());
+    }
+    for (const slice of slices) {
+      const until = Date.now() + budget();
+      await this.#bounded(slice, "stop", () => slice.stop(), until - Date.now());
+      slice[INTERNALS].scheduler.cancel(true);
+      const abandoned = await slice[INTERNALS].scheduler.drain(until);
+      if (abandoned > 0) {
+        this.#log.error(
+          `slice ${slice.name}: ${abandoned} background task(s) still running at the stop deadline; abandoned`,
+        );
+      }
+      slice[INTERNALS].setStatus("stopped");
+    }
+  }
+
+  async #bounded(
+    slice: ServerSlice,
+    phase: string,
+    work: () => unknown,
+    ms: number,
+  ): Promise<void> {
+    try {
+      await within(work, ms);
+    } catch (error) {
+      if (error instanceof Timeout) {
+        this.#log.error(`slice ${slice.name} did not finish ${phase} in time; abandoned`);
+      } else {
+        this.#log.error(`slice ${slice.name} ${phase} failed: ${describeError(error)}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * ServerSlice: the unit of server functionality an extension registers.
+ *
+ * @module
+ */
+import type { Config } from "../config/config.ts";
+import { SliceError } from "../errors.ts";
+import { Logger } from "../log.ts";
+import {
+  type ScheduledTaskInfo,
+  type ScheduleOptions,
+  TaskScheduler,
+} from "../scheduler/scheduler.ts";
+import type { StaticMount } from "../http/static.ts";
+
+/** Where a slice is in its lifecycle. */
+export type SliceStatus =
+  | "registered"
+  | "starting"
+  | "started"
+  | "stopping"
+  | "stopped"
+  | "failed";
+
+/** What `prestart` receives: access to the other slices and the configuration. */
+export interface SliceServer {
+  /** The slice with this name; throws a SliceError naming it when it is not loaded. */
+  getSlice<T extends ServerSlice = ServerSlice>(name: string): T;
+  /** The loaded configuration. */
+  readonly config: Config;
+}
+
+const NAME = /^(?<extension>[a-z_][a-z0-9_]*)\.[a-z0-9_][a-z0-9_.-]*$/i;
+
+/** The part of a slice only the server touches. */
+export interface SliceInternals {
+  /** The slice's scheduler (its tasks, background work and their abort signal). */
+  readonly scheduler: TaskScheduler;
+  /** Static mounts the slice declared. */
+  mounts: StaticMount[];
+  /** Called when a mount is added, once the slice is attached to a server. */
+  onMount: ((mount: StaticMount) => void) | undefined;
+  /** Sets the logger; called when the server takes the slice. */
+  attach(logger: Logger): void;
+  /** Sets the status. */
+  setStatus(status: SliceStatus): void;
+  /** Why the slice failed, if it did. */
+  failure: string | undefined;
+}
+
+/** Symbol under which a slice keeps its internals; not part of the public API. */
+export const INTERNALS: unique symbol = Symbol("inmanta.slice.internals");
+
+/**
+ * Base class of server slices. Override the lifecycle methods you need; each may be async.
+ *
+ * @example
+ * ```ts
+ * import { ServerSlice } from "@inmanta/server";
+ * class GreeterSlice extends ServerSlice {
+ *   override getDependencies(): string[] { return ["core.server"]; }
+ *   override async start(): Promise<void> {}
+ * }
+ * new GreeterSlice("new_extension.greeter");
+ * ```
+ */
+export class ServerSlice {
+  /** `<extension>.<slice>`. */
+  readonly name: string;
+  /** The extension part of the name. */
+  readonly extensionName: string;
+  #status: SliceStatus = "registered";
+  #logger: Logger;
+  readonly #internals: SliceInternals;
+
+  /** @param name `<extension-name>.<slice-name>` */
+  constructor(name: string) {
+    const match = typeof name === "string" ? NAME.exec(name) : null;
+    if (!match) {
+      throw new SliceError(
+        "slice.name",
+        `slice name '${name}' is not of the form <extension>.<slice> (letters, digits, _)`,
+      );
+    }
+    this.name = name;
+    this.extensionName = match.groups!.extension;
+    this.#logger = new Logger("info", name);
+    const internals: SliceInternals = {
+      scheduler: new TaskScheduler(() => this.#logger),
+      mounts: [],
+      onMount: undefined,
+      failure: undefined,
+      attach: (logger) => {
+        this.#logger = logger;
+      },
+      setStatus: (status) => {
+        this.#status = status;
+      },
+    };
+    this.#internals = internals;
+  }
+
+  /** Server-only internals. */
+  get [INTERNALS](): SliceInternals {
+    return this.#internals;
+  }
+
+  /** Current lifecycle status. */
+  get status(): SliceStatus {
+    return this.#status;
+  }
+
+  /** True from `prestop` on: stop taking new work, but stay functional. */
+  get isStopping(): boolean {
+    return this.#status === "stopping" || this.#status === "stopped";
+  }
+
+  /** This slice's logger: every line names the slice. */
+  get logger(): Logger {
+    return this.#logger;
+  }
+
+  /** Aborted when the slice's stop deadline passes; pass it to long-running work. */
+  get signal(): AbortSignal {
+    return this.#internals.scheduler.signal;
+  }
+
+  /** Slices that must start before this one (and stop after it). */
+  getDependencies(): string[] {
+    return [];
+  }
+
+  /** Slices that must start after this one (and stop before it). */
+  getDependedBy(): string[] {
+    return [];
+  }
+
+  /** Called on every slice, in start order, before any `start`; collect references here. */
+  prestart(_server: SliceServer): void | Promise<void> {}
+
+  /** Starts the slice; it serves requests once this returns. */
+  start(): void | Promise<void> {}
+
+  /** Called on every slice, in stop order, before any `stop`; the slice stays functional. */
+  prestop(): void | Promise<void> {}
+
+  /** Stops the slice; its background tasks are awaited after this returns. */
+  stop(): void | Promise<void> {}
+
+  /**
+   * Runs `fn` every `intervalSeconds`, never overlapping itself; errors are logged. The first
+   * run is after `initialDelay` seconds (default: the interval). With `cancelOnStop` (default)
+   * no run starts after prestop; otherwise runs go on until stop.
+   */
+  schedule(fn: () => unknown, intervalSeconds: number, options: ScheduleOptions = {}): void {
+    this.#internals.scheduler.interval(fn, intervalSeconds, options);
+  }
+
+  /** Runs `fn` on a cron expression (five or six fields); runs never overlap. */
+  scheduleCron(fn: () => unknown, expression: string): void {
+    try {
+      this.#internals.scheduler.cron(fn, expression);
+    } catch (error) {
+      throw new SliceError(
+        "slice.cron",
+        `slice ${this.name}: invalid cron expression '${expression}': ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /**
+   * Tracks a task that stop awaits; past the stop timeout it is abandoned and the slice's
+   * `signal` is aborted. A function is called with that signal.
+   */
+  addBackgroundTask(task: Promise<unknown> | ((signal: AbortSignal) => unknown)): void {
+    this.#internals.scheduler.background(task);
+  }
+
+  /** The scheduled tasks of this slice with their last and next runs. */
+  scheduledTasks(): ScheduledTaskInfo[] {
+    return this.#internals.scheduler.list();
+  }
+
+  /**
+   * Serves the directory `path` under the URL prefix `location`; `defaultFilename` answers
+   * for directories (default `index.html`), and `start` also serves the directory at `/`.
+   */
+  addStaticHandler(
+    location: string,
+    path: string | URL,
+    defaultFilename = "index.html",
+    start = false,
+  ): void {
+    this.#mount({ kind: "directory", location, root: path, defaultFilename, start });
+  }
+
+  /** Serves one in-memory document at `location`. */
+  addStaticContent(location: string, content: string | Uint8Array, contentType: string): void {
+    this.#mount({ kind: "content", location, content, contentType });
+  }
+
+  #mount(mount: StaticMount): void {
+    this.#internals.mounts.push(mount);
+    this.#internals.onMount?.(mount);
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Shared test helpers: real servers on 127.0.0.1 port 0 with extensions written as real files.
+ */
+import { join } from "node:path";
+import { Config, Logger, type LogRecord, parseIni, Server } from "@inmanta/server";
+
+/** A started (or failed) server for one test. */
+export interface TestServer extends AsyncDisposable {
+  server: Server;
+  url: string;
+  logs: LogRecord[];
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startTestServer}. */
+export interface TestServerOptions {
+  /** INI text applied over the test defaults. */
+  config?: string;
+  /** Extension roots (server.extension_path). */
+  roots?: string[];
+  /** Extensions to enable. */
+  enable?: string[];
+  /** Call start(); default true. */
+  start?: boolean;
+}
+
+/** Builds a server on port 0 with test defaults; starts it unless `start: false`. */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const defaults = `[server]
+bind_address = 127.0.0.1
+bind_port = 0
+enabled_extensions = ${(options.enable ?? []).join(",")}
+extension_path = ${(options.roots ?? []).join(":")}
+shutdown_timeout = 5
+`;
+  const config = new Config(
+    [parseIni(defaults, "<test defaults>"), parseIni(options.config ?? "", "<test config>")],
+  );
+  const logger = new Logger("silent");
+  const logs = logger.capture();
+  const server = new Server({ config, logger });
+  if (options.start ?? true) await server.start();
+  const stop = () => server.stop();
+  return {
+    server,
+    get url() {
+      return server.url;
+    },
+    logs,
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+/** A fresh temporary directory, removed when disposed. */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "inmanta-test-" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+/** Writes `<root>/inmanta_ext/<name>/extension.ts` (and any extra files) and returns its folder. */
+export async function writeExtension(
+  root: string,
+  name: string,
+  source: string,
+  files: Record<string, string> = {},
+): Promise<string> {
+  const dir = join(root, "inmanta_ext", name);
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(join(dir, "extension.ts"), source);
+  for (const [file, text] of Object.entries(files)) {
+    await Deno.mkdir(join(dir, file, ".."), { recursive: true });
+    await Deno.writeTextFile(join(dir, file), text);
+  }
+  return dir;
+}
+
+/** Fetches JSON: status and parsed body. */
+export async function getJson(
+  url: string,
+  init?: RequestInit,
+): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : {}, headers: response.headers };
+}
+
+/** A promise with its resolve function, for events a test waits on. */
+export function deferred<T = void>(): PromiseWithResolvers<T> {
+  return Promise.withResolvers<T>();
+}
