@@ -89,3 +89,36 @@ export async function getJson(
 export function deferred<T = void>(): PromiseWithResolvers<T> {
   return Promise.withResolvers<T>();
 }
+
+/**
+ * Sends a request line as written, without the URL normalisation fetch() does (so `..` and
+ * `%2e%2e` reach the server), and returns the status code.
+ */
+export async function rawStatus(baseUrl: string, target: string, method = "GET"): Promise<number> {
+  const { hostname, port } = new URL(baseUrl);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  try {
+    await conn.write(
+      new TextEncoder().encode(
+        `${method} ${target} HTTP/1.1\r\nhost: ${hostname}\r\nconnection: close\r\n\r\n`,
+      ),
+    );
+    const chunks: Uint8Array<ArrayBuffer>[] = [];
+    const buffer = new Uint8Array(4096);
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      chunks.push(buffer.slice(0, n));
+    }
+    const text = new TextDecoder().decode(await new Blob(chunks).arrayBuffer());
+    const status = /^HTTP\/1\.1 (\d{3})/.exec(text);
+    if (!status) throw new Error(`not an HTTP response: ${text.slice(0, 80)}`);
+    return Number(status[1]);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // already closed by the server
+    }
+  }
+}

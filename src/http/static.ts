@@ -171,7 +171,7 @@ export class StaticTable {
       if (path !== realRoot && !path.startsWith(realRoot + sep)) return undefined;
       info = await Deno.stat(path);
       if (info.isDirectory) {
-        if (!rest.endsWith("/") && rest !== "") {
+        if (!rest.endsWith("/")) {
           const url = new URL(request.url);
           return Response.redirect(`${url.origin}${url.pathname}/${url.search}`, 301);
         }

@@ -1,0 +1,158 @@
+/**
+ * Scheduling against a real server: interval tasks (no overlap, errors logged, initial delay),
+ * cron tasks, background tasks awaited on stop and abandoned past the stop timeout.
+ */
+import assert from "node:assert/strict";
+import { startTestServer, tempDir, writeExtension } from "./helpers.ts";
+
+interface State {
+  ticks: number;
+  slowRuns: number;
+  running: number;
+  maxRunning: number;
+  failures: number;
+  cronRuns: number;
+  late: number;
+  release: PromiseWithResolvers<void>;
+  events: string[];
+  listeners: (() => void)[];
+}
+
+const SCHED = `import { ServerSlice } from "@inmanta/server";
+const state = globalThis.schedState;
+const changed = () => { for (const f of state.listeners.splice(0)) f(); };
+class Sched extends ServerSlice {
+  start() {
+    this.schedule(function tick() { state.ticks++; changed(); }, 0.01, { initialDelay: 0 });
+    this.schedule(async function slow() {
+      state.running++;
+      state.maxRunning = Math.max(state.maxRunning, state.running);
+      await new Promise((r) => setTimeout(r, 30));
+      state.running--;
+      state.slowRuns++;
+      changed();
+    }, 0.005, { initialDelay: 0 });
+    this.schedule(function broken() { state.failures++; changed(); throw new Error("task broke"); }, 0.01, { initialDelay: 0 });
+    this.schedule(function never() { state.late++; }, 3600);
+    this.scheduleCron(function everySecond() { state.cronRuns++; changed(); }, "* * * * * *");
+    this.addBackgroundTask(async () => {
+      await state.release.promise;
+      state.events.push("background finished");
+    });
+    this.addBackgroundTask((signal) => new Promise((resolve) => {
+      if (globalThis.schedHang) {
+        signal.addEventListener("abort", () => { state.events.push("hung task aborted"); resolve(); });
+      } else resolve();
+    }));
+  }
+  stop() { state.events.push("stop called"); changed(); }
+}
+export function setup(app) { app.registerSlice(new Sched("sched.main")); }
+`;
+
+function freshState(): State {
+  const state: State = {
+    ticks: 0,
+    slowRuns: 0,
+    running: 0,
+    maxRunning: 0,
+    failures: 0,
+    cronRuns: 0,
+    late: 0,
+    release: Promise.withResolvers<void>(),
+    events: [],
+    listeners: [],
+  };
+  (globalThis as unknown as { schedState: State }).schedState = state;
+  return state;
+}
+
+function until(state: State, predicate: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => predicate() ? resolve() : state.listeners.push(check);
+    check();
+  });
+}
+
+Deno.test("scheduling: intervals, cron, errors, background tasks", async () => {
+  const state = freshState();
+  await using root = await tempDir();
+  await writeExtension(root.path, "sched", SCHED);
+  const test = await startTestServer({ roots: [root.path], enable: ["sched"] });
+
+  await until(state, () => state.ticks >= 5 && state.slowRuns >= 3 && state.failures >= 3);
+  assert.equal(state.maxRunning, 1, "a slow task never overlaps itself");
+  assert.equal(state.late, 0, "initialDelay defaults to the interval");
+  assert.ok(
+    test.logs.some((r) =>
+      r.level === "error" && r.source === "sched.main" &&
+      r.message === "scheduled task broken failed: task broke"
+    ),
+  );
+  await until(state, () => state.cronRuns >= 1);
+
+  const tasks = test.server.getSlice("sched.main").scheduledTasks();
+  assert.deepEqual(tasks.map((t) => [t.name, t.schedule]), [
+    ["tick", "every 0.01s"],
+    ["slow", "every 0.005s"],
+    ["broken", "every 0.01s"],
+    ["never", "every 3600s"],
+    ["everySecond", "* * * * * *"],
+  ]);
+  assert.ok(tasks[2].failures >= 3 && tasks[2].lastRun !== null);
+  assert.equal(tasks[3].lastRun, null);
+  assert.ok(tasks[3].nextRun !== null);
+
+  const stopped = test.stop();
+  await until(state, () => state.events.includes("stop called"));
+  assert.deepEqual(state.events, ["stop called"], "stop waits for the background task");
+  state.release.resolve();
+  await stopped;
+  assert.deepEqual(state.events, ["stop called", "background finished"]);
+  const ticks = state.ticks;
+  const after = test.server.getSlice("sched.main").scheduledTasks();
+  assert.ok(after.every((t) => t.nextRun === null && !t.running));
+  // Nothing is planned any more: a fresh event loop turn adds no tick.
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(state.ticks, ticks);
+});
+
+Deno.test("scheduling: background tasks still running at the stop deadline are abandoned", async () => {
+  const state = freshState();
+  state.release.resolve();
+  (globalThis as unknown as { schedHang: boolean }).schedHang = true;
+  await using root = await tempDir();
+  await writeExtension(root.path, "sched", SCHED);
+  const test = await startTestServer({
+    roots: [root.path],
+    enable: ["sched"],
+    config: "[server]\nslice_stop_timeout = 300ms\n",
+  });
+  await test.stop();
+  assert.ok(state.events.includes("hung task aborted"));
+  assert.ok(
+    test.logs.some((r) =>
+      r.message ===
+        "slice sched.main: 1 background task(s) still running at the stop deadline; abandoned"
+    ),
+  );
+  (globalThis as unknown as { schedHang: boolean }).schedHang = false;
+});
+
+Deno.test("scheduling: an invalid cron expression names the slice", async () => {
+  freshState();
+  await using root = await tempDir();
+  await writeExtension(
+    root.path,
+    "badcron",
+    `import { ServerSlice } from "@inmanta/server";
+class C extends ServerSlice { start() { this.scheduleCron(() => {}, "every tuesday"); } }
+export function setup(app) { app.registerSlice(new C("badcron.main")); }
+`,
+  );
+  const test = await startTestServer({ roots: [root.path], enable: ["badcron"], start: false });
+  await assert.rejects(
+    test.server.start(),
+    /^SliceError: slice badcron\.main start failed: slice badcron\.main: invalid cron expression 'every tuesday': /,
+  );
+});
