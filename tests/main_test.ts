@@ -1,0 +1,192 @@
+/**
+ * The command line as users run it: a real `deno run main.ts` subprocess with the serve task's
+ * permissions, on the default configuration and on bad ones.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { getJson, tempDir, writeExtension } from "./helpers.ts";
+
+const PROJECT = new URL("..", import.meta.url).pathname;
+const TASK = JSON.parse(await Deno.readTextFile(join(PROJECT, "deno.json"))).tasks.serve as string;
+/** The serve task's permission flags, so the tests run the server as `deno task serve` does. */
+const SERVE_FLAGS = TASK.split(" ").filter((word) => word.startsWith("--allow-"));
+
+interface Running {
+  process: Deno.ChildProcess;
+  /** Resolves with the first stderr line matching `pattern`. */
+  line(pattern: RegExp): Promise<string>;
+  /** All stderr so far. */
+  stderr(): string;
+}
+
+/** The serve task's flags, with `extraRead` added to what it may read. */
+function flags(extraRead: string[]): string[] {
+  return SERVE_FLAGS.map((f) =>
+    f.startsWith("--allow-read=") && extraRead.length ? `${f},${extraRead.join(",")}` : f
+  );
+}
+
+function serve(args: string[], extraRead: string[] = []): Running {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags(extraRead), "main.ts", ...args],
+    cwd: PROJECT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let text = "";
+  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      const line = text.split("\n").find((l) => w.pattern.test(l));
+      if (line !== undefined) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  };
+  const reading = (async () => {
+    for await (const chunk of process.stderr.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      check();
+    }
+  })();
+  void process.stdout.cancel();
+  return {
+    process,
+    line: (pattern) =>
+      new Promise((resolve, reject) => {
+        waiters.push({ pattern, resolve });
+        check();
+        reading.then(() => {
+          if (waiters.some((w) => w.pattern === pattern)) {
+            reject(new Error(`process ended without printing ${pattern}:\n${text}`));
+          }
+        });
+      }),
+    stderr: () => text,
+  };
+}
+
+async function run(
+  args: string[],
+  extraRead: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags(extraRead), "main.ts", ...args],
+    cwd: PROJECT,
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code, stdout: decode(stdout), stderr: decode(stderr) };
+}
+
+Deno.test("main: --help", async () => {
+  const { code, stdout } = await run(["--help"]);
+  assert.equal(code, 0);
+  assert.match(stdout, /^Usage: deno task serve \[options\]/);
+  for (const flag of ["--config FILE", "--config-dir DIR", "--port N", "--log-level LEVEL"]) {
+    assert.ok(stdout.includes(flag), flag);
+  }
+  assert.match(
+    stdout,
+    /server\.bind_port\s+port to listen on; 0 picks a free one \(int, default 8888\)/,
+  );
+});
+
+Deno.test("main: the default configuration serves core and the example extension", async () => {
+  const server = serve(["--port", "0"]);
+  const line = await server.line(/server running at http:\/\//);
+  const url = /server running at (\S+)/.exec(line)![1];
+
+  const status = await getJson(`${url}/api/v1/serverstatus`);
+  const data = status.body.data as { extensions: { name: string }[]; slices: { name: string }[] };
+  assert.deepEqual(data.extensions.map((e) => e.name), ["core", "new_extension"]);
+  assert.ok(data.slices.some((s) => s.name === "new_extension.greeter"));
+  const greeting = await getJson(`${url}/api/v2/greeting/world?shout=true`);
+  assert.deepEqual(greeting.body, { data: { message: "HELLO WORLD" } });
+  const page = await fetch(`${url}/greeter/`);
+  assert.match(await page.text(), /<h1>Greeter<\/h1>/);
+
+  server.process.kill("SIGTERM");
+  const { code } = await server.process.status;
+  assert.equal(code, 0);
+  assert.match(server.stderr(), /SIGTERM received: shutting down/);
+  assert.match(server.stderr(), /server stopped/);
+});
+
+Deno.test("main: SIGTERM drains requests in flight, runs prestop and stop, exits 0", async () => {
+  await using root = await tempDir();
+  await writeExtension(
+    root.path,
+    "drain",
+    `import { handle, method, ServerSlice, z } from "@inmanta/server";
+export const wait = method({ path: "/wait", operation: "GET", returns: z.string() });
+class Drain extends ServerSlice {
+  #stopping = Promise.withResolvers();
+  prestop() { this.logger.info("prestop ran"); this.#stopping.resolve(); }
+  stop() { this.logger.info("stop ran"); }
+  @handle(wait)
+  async wait() {
+    this.logger.info("request waiting for shutdown");
+    await this.#stopping.promise;
+    return "completed during shutdown";
+  }
+}
+export function setup(app) { app.registerSlice(new Drain("drain.main")); }
+`,
+  );
+  const cfg = join(root.path, "drain.cfg");
+  await Deno.writeTextFile(
+    cfg,
+    `[server]\nenabled_extensions = drain\nextension_path = ${root.path}\n`,
+  );
+  const server = serve(["--config", cfg, "--port", "0"], [root.path]);
+  const url = /server running at (\S+)/.exec(await server.line(/server running at/))![1];
+  const inFlight = getJson(`${url}/api/v2/wait`);
+  await server.line(/request waiting for shutdown/);
+  server.process.kill("SIGTERM");
+  const response = await inFlight;
+  assert.deepEqual([response.status, response.body], [200, { data: "completed during shutdown" }]);
+  assert.equal((await server.process.status).code, 0);
+  const log = server.stderr();
+  assert.ok(log.indexOf("prestop ran") < log.indexOf("stop ran"));
+  assert.match(log, /server stopped/);
+});
+
+Deno.test("main: start-up errors print one line and exit 1", async (t) => {
+  await using root = await tempDir();
+  const write = async (name: string, text: string) => {
+    const file = join(root.path, name);
+    await Deno.writeTextFile(file, text);
+    return file;
+  };
+  const cases: [string, string[], RegExp][] = [
+    [
+      "unknown extension",
+      ["--config", await write("unknown.cfg", "[server]\nenabled_extensions = ghost\n")],
+      /^inmanta: start-up failed: extension ghost is enabled but not found; looked for .*inmanta_ext\/ghost\/extension\.ts$/,
+    ],
+    [
+      "malformed configuration",
+      ["--config", await write("bad.cfg", "[server]\nbind_port 8888\n")],
+      /^inmanta: start-up failed: .*bad\.cfg:2: expected 'key = value', got 'bind_port 8888'$/,
+    ],
+    [
+      "a value of the wrong type",
+      ["--config", await write("type.cfg", "[server]\nbind_port = lots\n")],
+      /^inmanta: start-up failed: .*type\.cfg:2: option server\.bind_port = 'lots' is not an integer$/,
+    ],
+    ["an unknown flag", ["--prot", "1"], /^inmanta: Unknown option '--prot'.*\(see --help\)$/],
+    ["a bad port", ["--port", "http"], /^inmanta: --port http: not a port number \(0-65535\)$/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    await t.step(name, async () => {
+      const { code, stderr } = await run(args, [root.path]);
+      assert.equal(code, 1, stderr);
+      const lines = stderr.trim().split("\n");
+      assert.equal(lines.length, 1, stderr);
+      assert.match(lines[0], pattern);
+    });
+  }
+});
