@@ -246,3 +246,35 @@ Deno.test("slices: a duplicate slice and a slice of another extension are refuse
     assert.match(error.message, /slice name 'odd' is not of the form <extension>\.<slice>/);
   });
 });
+
+Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by Deno", async () => {
+  const module = SLICE("remote");
+  await using listener = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) =>
+      new URL(request.url).pathname === "/remote/extension.ts"
+        ? new Response(module, { headers: { "content-type": "application/typescript" } })
+        : new Response("not found", { status: 404 }),
+  );
+  const base = `http://127.0.0.1:${listener.addr.port}`;
+  await using test = await startTestServer({
+    enable: ["remote"],
+    config: `[extension.remote]\nsource = ${base}/remote/extension.ts\n`,
+  });
+  const { body } = await getJson(`${test.url}/api/v1/serverstatus`);
+  const extensions = (body.data as { extensions: { name: string; source: string }[] }).extensions;
+  assert.deepEqual(extensions[1], {
+    name: "remote",
+    version: "unversioned",
+    source: `${base}/remote/extension.ts`,
+    isolation: "none",
+  });
+  const missing = await startupError({
+    enable: ["remote"],
+    config: `[extension.remote]\nsource = ${base}/nothing.ts\n`,
+  });
+  assert.match(
+    missing.message,
+    /^extension remote: cannot import http:\/\/127\.0\.0\.1:\d+\/nothing\.ts: /,
+  );
+});

@@ -108,10 +108,10 @@ Deno.test("main: the default configuration serves core and the example extension
   const page = await fetch(`${url}/greeter/`);
   assert.match(await page.text(), /<h1>Greeter<\/h1>/);
 
-  server.process.kill("SIGTERM");
+  server.process.kill("SIGINT");
   const { code } = await server.process.status;
   assert.equal(code, 0);
-  assert.match(server.stderr(), /SIGTERM received: shutting down/);
+  assert.match(server.stderr(), /SIGINT received: shutting down/);
   assert.match(server.stderr(), /server stopped/);
 });
 
