@@ -33,6 +33,11 @@ export class Registry {
   /** @param config the server's configuration */
   constructor(readonly config: Config) {}
 
+  /** The extension that replaced the feature manager, if one did. */
+  get featureOwner(): string | undefined {
+    return this.#featureOwner;
+  }
+
   /** The feature manager in use. */
   get featureManager(): FeatureManager {
     return this.#featureManager;

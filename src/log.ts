@@ -64,6 +64,11 @@ export class Logger {
     this.#state.level = LEVELS[level];
   }
 
+  /** Hands every record (of any level) to `sink` from now on. */
+  onRecord(sink: (record: LogRecord) => void): void {
+    this.#state.sinks.push(sink);
+  }
+
   /** Keeps every record (of any level) from now on in the returned array; for tests. */
   capture(): LogRecord[] {
     const records: LogRecord[] = [];

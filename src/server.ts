@@ -7,15 +7,15 @@ import { Registry } from "./application.ts";
 import type { Config } from "./config/config.ts";
 import { registerCoreOptions } from "./core/options.ts";
 import { CoreServerSlice, type CoreView, TransportSlice } from "./core/slices.ts";
-import { InmantaError, ProtocolError } from "./errors.ts";
+import { InmantaError } from "./errors.ts";
 import { checkExtensionName, discoverExtensions } from "./extensions/discovery.ts";
-import { type ExtensionHost, InProcessHost, type LoadedExtension } from "./extensions/host.ts";
-import { buildApp, type Route } from "./http/api.ts";
+import type { ExtensionHost, LoadedExtension } from "./extensions/host.ts";
+import { SandboxHost } from "./sandbox/host.ts";
+import { buildApp } from "./http/api.ts";
 import { StaticTable } from "./http/static.ts";
 import { HttpTransport } from "./http/transport.ts";
 import { Logger } from "./log.ts";
-import type { MethodDefinition } from "./protocol/method.ts";
-import { handlersOf } from "./protocol/method.ts";
+import { collectRoutes, type Route } from "./protocol/routes.ts";
 import { openApiDocument } from "./protocol/openapi.ts";
 import { startOrder } from "./slices/graph.ts";
 import { Lifecycle } from "./slices/lifecycle.ts";
@@ -32,7 +32,7 @@ export interface ServerOptions {
   config: Config;
   /** Logger; one at the configured level by default. */
   logger?: Logger;
-  /** How extensions are loaded and hosted; in-process by default. */
+  /** How extensions are loaded and hosted; by default each in the isolation its config says. */
   host?: ExtensionHost;
 }
 
@@ -58,7 +58,7 @@ export class Server {
   constructor(options: ServerOptions) {
     this.config = options.config;
     this.logger = options.logger ?? new Logger();
-    this.#host = options.host ?? new InProcessHost();
+    this.#host = options.host ?? new SandboxHost(this.logger);
     this.#registry = new Registry(this.config);
     registerCoreOptions(this.config);
   }
@@ -114,7 +114,7 @@ export class Server {
       await this.#load();
       this.#order = startOrder(this.#registry.slices, this.logger);
       this.logger.debug(`start order: ${this.#order.map((s) => s.name).join(", ")}`);
-      this.#routes = this.#collectRoutes();
+      this.#routes = collectRoutes(this.#order, this.#extensions);
       for (const slice of this.#order) {
         const internals = slice[INTERNALS];
         internals.attach(this.logger.child(slice.name));
@@ -141,6 +141,7 @@ export class Server {
     } catch (error) {
       this.#state = "failed";
       await this.#transport?.close();
+      await this.#host.close?.();
       throw error;
     }
   }
@@ -154,6 +155,8 @@ export class Server {
       version: VERSION,
       source: "builtin",
       isolation: "none",
+      permissions: "all of the server's",
+      status: "loaded",
       methods: Object.values(coreProtocol),
     });
     const names = [...new Set(this.config.list("server", "enabled_extensions"))]
@@ -176,48 +179,21 @@ export class Server {
     }
   }
 
-  #collectRoutes(): Route[] {
-    const routes: Route[] = [];
-    const byMethod = new Map<MethodDefinition, ServerSlice>();
-    const byUrl = new Map<string, ServerSlice>();
-    for (const slice of this.#order) {
-      for (const handler of handlersOf(slice)) {
-        const key = `${handler.method.operation} ${handler.method.url}`;
-        const other = byMethod.get(handler.method) ?? byUrl.get(key);
-        if (other) {
-          throw new ProtocolError(
-            "method.duplicate_handler",
-            `method ${key} is handled by two slices: ${other.name} and ${slice.name}`,
-          );
-        }
-        byMethod.set(handler.method, slice);
-        byUrl.set(key, slice);
-        routes.push({ method: handler.method, handler, slice });
-      }
-    }
-    for (const extension of this.#extensions) {
-      for (const method of extension.methods) {
-        if (!byMethod.has(method)) {
-          throw new ProtocolError(
-            "method.unhandled",
-            `method ${method.operation} ${method.url} exported by extension ${extension.name} has no handler: decorate a slice method with @handle()`,
-          );
-        }
-      }
-    }
-    return routes;
-  }
-
   #coreView(): CoreView {
     return {
       status: () => ({
         product: PRODUCT,
         version: VERSION,
-        extensions: this.#extensions.map(({ name, version, source, isolation }) => ({
+        extensions: this.#extensions.map((
+          { name, version, source, isolation, permissions, status, failure },
+        ) => ({
           name,
           version,
           source,
           isolation,
+          permissions,
+          status,
+          ...(failure ? { failure } : {}),
         })),
         slices: this.slices.map((s) => ({
           name: s.name,
@@ -230,9 +206,9 @@ export class Server {
       health: () => {
         if (this.#state === "stopping" || this.#state === "stopped") return "stopping";
         if (this.#state === "failed") return "failed";
-        return this.#order.every((s) => s.status === "started") && this.#state === "running"
-          ? "up"
-          : "starting";
+        if (this.#state !== "running") return "starting";
+        if (this.#extensions.some((e) => e.status === "failed")) return "degraded";
+        return this.#order.every((s) => s.status === "started") ? "up" : "degraded";
       },
       openApi: () =>
         openApiDocument(
@@ -257,6 +233,7 @@ export class Server {
   async #stop(): Promise<void> {
     if (this.#state !== "running") {
       await this.#transport?.close();
+      await this.#host.close?.();
       this.#state = "stopped";
       return;
     }
@@ -264,6 +241,7 @@ export class Server {
     this.#deadline = Date.now() + this.config.duration("server", "shutdown_timeout") * 1000;
     this.#transport?.beginStopping();
     await this.#lifecycle!.stop(this.#deadline);
+    await this.#host.close?.();
     this.#state = "stopped";
     this.logger.info("server stopped");
   }

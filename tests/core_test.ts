@@ -72,12 +72,21 @@ export function setup(app) {
   assert.equal(data.product, "inmanta-server (Deno)");
   assert.equal(data.version, "0.1.0");
   assert.deepEqual(data.extensions, [
-    { name: "core", version: "0.1.0", source: "builtin", isolation: "none" },
+    {
+      name: "core",
+      version: "0.1.0",
+      source: "builtin",
+      isolation: "none",
+      permissions: "all of the server's",
+      status: "loaded",
+    },
     {
       name: "feat",
       version: "unversioned",
       source: `${root.path}/inmanta_ext/feat/extension.ts`,
-      isolation: "none",
+      isolation: "worker",
+      permissions: `read=${root.path}/inmanta_ext/feat`,
+      status: "loaded",
     },
   ]);
   assert.deepEqual(data.slices, [
@@ -113,7 +122,12 @@ Deno.test("health and endpoints answer 503 while starting, 200 once started", as
   const g = gates();
   await using root = await tempDir();
   await writeExtension(root.path, "gated", GATED);
-  const test = await startTestServer({ roots: [root.path], enable: ["gated"], start: false });
+  const test = await startTestServer({
+    roots: [root.path],
+    enable: ["gated"],
+    start: false,
+    isolation: "none",
+  });
   const starting = test.server.start();
   await until(g, "starting");
 
@@ -142,7 +156,7 @@ Deno.test("stopping: new requests get 503, requests in flight complete", async (
   g.start.resolve();
   await using root = await tempDir();
   await writeExtension(root.path, "gated", GATED);
-  const test = await startTestServer({ roots: [root.path], enable: ["gated"] });
+  const test = await startTestServer({ roots: [root.path], enable: ["gated"], isolation: "none" });
   const url = test.url;
 
   const inFlight = getJson(`${url}/api/v2/slow`);

@@ -1,6 +1,7 @@
 /**
  * The endpoint mechanism against a real server: decoding, validation, envelopes, statuses,
- * start-up checks of the method table, and the OpenAPI document.
+ * start-up checks of the method table, and the OpenAPI document. Every test runs with the
+ * extension in-process (isolation = none) and in its sandbox (isolation = worker).
  */
 import assert from "node:assert/strict";
 import { ProtocolError } from "@inmanta/server";
@@ -8,10 +9,12 @@ import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts"
 
 const API = await Deno.readTextFile(new URL("./fixtures/api_extension.ts", import.meta.url));
 
-async function apiServer() {
+const MODES = ["none", "worker"] as const;
+
+async function apiServer(isolation: typeof MODES[number]) {
   const root = await tempDir();
   await writeExtension(root.path, "api", API);
-  const test = await startTestServer({ roots: [root.path], enable: ["api"] });
+  const test = await startTestServer({ roots: [root.path], enable: ["api"], isolation });
   return {
     url: test.url,
     test,
@@ -22,141 +25,151 @@ async function apiServer() {
   };
 }
 
-Deno.test("endpoints: arguments, envelopes and statuses", async (t) => {
-  await using api = await apiServer();
-  const { url } = api;
+for (const isolation of MODES) {
+  Deno.test(`[isolation=${isolation}] endpoints: arguments, envelopes and statuses`, async (t) => {
+    await using api = await apiServer(isolation);
+    const { url } = api;
 
-  await t.step("path and query arguments, coerced and validated", async () => {
-    const r = await getJson(`${url}/api/v2/echo/42?tags=a&tags=b&q=x`);
+    await t.step("path and query arguments, coerced and validated", async () => {
+      const r = await getJson(`${url}/api/v2/echo/42?tags=a&tags=b&q=x`);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.body, { data: { id: 42, tags: ["a", "b"], q: "x" } });
+      const one = await getJson(`${url}/api/v2/echo/7?tags=solo&unknown=ignored`);
+      assert.deepEqual(one.body, { data: { id: 7, tags: ["solo"] } });
+    });
+    await t.step("JSON body with a declared status", async () => {
+      const r = await getJson(`${url}/api/v2/items`, {
+        method: "POST",
+        body: JSON.stringify({ name: "box", count: 3 }),
+        headers: { "content-type": "application/json" },
+      });
+      assert.equal(r.status, 201);
+      assert.deepEqual(r.body, { data: { name: "box", count: 3 } });
+    });
+    await t.step("a handler returning nothing answers data null", async () => {
+      const r = await getJson(`${url}/api/v2/items/box`, { method: "DELETE" });
+      assert.deepEqual([r.status, r.body], [200, { data: null }]);
+    });
+    await t.step("invalid arguments: 400 naming the field", async () => {
+      const r = await getJson(`${url}/api/v2/echo/notanumber`);
+      assert.equal(r.status, 400);
+      assert.match(r.body.message as string, /^invalid argument 'id': /);
+      const body = await getJson(`${url}/api/v2/items`, {
+        method: "POST",
+        body: JSON.stringify({ name: "box", count: 0 }),
+      });
+      assert.equal(body.status, 400);
+      assert.match(body.body.message as string, /^invalid argument 'count': Too small/);
+      const missing = await getJson(`${url}/api/v2/items`, { method: "POST", body: "{}" });
+      assert.match(
+        missing.body.message as string,
+        /invalid argument 'name'.*invalid argument 'count'/,
+      );
+    });
+    await t.step("malformed JSON and a body that is not an object: 400", async () => {
+      const r = await getJson(`${url}/api/v2/items`, { method: "POST", body: "{nope" });
+      assert.equal(r.status, 400);
+      assert.match(r.body.message as string, /^request body is not valid JSON: /);
+      const list = await getJson(`${url}/api/v2/items`, { method: "POST", body: "[1,2]" });
+      assert.deepEqual([list.status, list.body.message], [
+        400,
+        "request body must be a JSON object of arguments",
+      ]);
+    });
+    await t.step("unknown route: 404", async () => {
+      const r = await getJson(`${url}/api/v2/nothing/here`);
+      assert.deepEqual([r.status, r.body], [404, {
+        message: "no route for GET /api/v2/nothing/here",
+      }]);
+      const version = await getJson(`${url}/api/v1/echo/1`);
+      assert.equal(version.status, 404);
+    });
+    await t.step("wrong operation on a known path: 405 with Allow", async () => {
+      const r = await getJson(`${url}/api/v2/echo/1`, { method: "POST", body: "{}" });
+      assert.equal(r.status, 405);
+      assert.equal(r.headers.get("allow"), "GET, HEAD");
+      assert.equal(r.body.message, "POST is not allowed on /api/v2/echo/:id; use GET, HEAD");
+      const del = await getJson(`${url}/api/v2/items`, { method: "DELETE" });
+      assert.deepEqual([del.status, del.headers.get("allow")], [405, "POST"]);
+    });
+    await t.step("body too large: 413, by declared length and by streamed size", async () => {
+      const big = JSON.stringify({ blob: "x".repeat(2000) });
+      const r = await getJson(`${url}/api/v2/upload`, { method: "PUT", body: big });
+      assert.deepEqual([r.status, r.body], [413, {
+        message: "request body is larger than 1024 bytes",
+      }]);
+      const stream = new Blob([big]).stream();
+      const chunked = await getJson(`${url}/api/v2/upload`, { method: "PUT", body: stream });
+      assert.equal(chunked.status, 413);
+      const small = await getJson(`${url}/api/v2/upload`, {
+        method: "PUT",
+        body: '{"blob":"abc"}',
+      });
+      assert.deepEqual(small.body, { data: { size: 3 } });
+    });
+    await t.step("handler throws: 500 without the stack, which goes to the log", async () => {
+      const r = await getJson(`${url}/api/v1/fail`);
+      assert.deepEqual([r.status, r.body], [500, { message: "internal server error" }]);
+      assert.ok(!JSON.stringify(r.body).includes("secret"));
+      const logged = api.test.logs.find((l) => l.message.includes("secret internal detail"));
+      assert.ok(logged);
+      assert.equal(logged.level, "error");
+      assert.match(
+        logged.message,
+        /^GET \/api\/v1\/fail failed: Error: secret internal detail\n\s+at /,
+      );
+    });
+    await t.step("HttpError: the handler's own status and message", async () => {
+      const r = await getJson(`${url}/api/v2/teapot`);
+      assert.deepEqual([r.status, r.body], [418, { message: "I'm a teapot" }]);
+    });
+  });
+}
+
+for (const isolation of MODES) {
+  Deno.test(`[isolation=${isolation}] endpoints: the OpenAPI 3.1 document lists every method`, async () => {
+    await using api = await apiServer(isolation);
+    const r = await getJson(`${api.url}/api/v2/docs/openapi.json`);
     assert.equal(r.status, 200);
-    assert.deepEqual(r.body, { data: { id: 42, tags: ["a", "b"], q: "x" } });
-    const one = await getJson(`${url}/api/v2/echo/7?tags=solo&unknown=ignored`);
-    assert.deepEqual(one.body, { data: { id: 7, tags: ["solo"] } });
-  });
-  await t.step("JSON body with a declared status", async () => {
-    const r = await getJson(`${url}/api/v2/items`, {
-      method: "POST",
-      body: JSON.stringify({ name: "box", count: 3 }),
-      headers: { "content-type": "application/json" },
-    });
-    assert.equal(r.status, 201);
-    assert.deepEqual(r.body, { data: { name: "box", count: 3 } });
-  });
-  await t.step("a handler returning nothing answers data null", async () => {
-    const r = await getJson(`${url}/api/v2/items/box`, { method: "DELETE" });
-    assert.deepEqual([r.status, r.body], [200, { data: null }]);
-  });
-  await t.step("invalid arguments: 400 naming the field", async () => {
-    const r = await getJson(`${url}/api/v2/echo/notanumber`);
-    assert.equal(r.status, 400);
-    assert.match(r.body.message as string, /^invalid argument 'id': /);
-    const body = await getJson(`${url}/api/v2/items`, {
-      method: "POST",
-      body: JSON.stringify({ name: "box", count: 0 }),
-    });
-    assert.equal(body.status, 400);
-    assert.match(body.body.message as string, /^invalid argument 'count': Too small/);
-    const missing = await getJson(`${url}/api/v2/items`, { method: "POST", body: "{}" });
-    assert.match(
-      missing.body.message as string,
-      /invalid argument 'name'.*invalid argument 'count'/,
-    );
-  });
-  await t.step("malformed JSON and a body that is not an object: 400", async () => {
-    const r = await getJson(`${url}/api/v2/items`, { method: "POST", body: "{nope" });
-    assert.equal(r.status, 400);
-    assert.match(r.body.message as string, /^request body is not valid JSON: /);
-    const list = await getJson(`${url}/api/v2/items`, { method: "POST", body: "[1,2]" });
-    assert.deepEqual([list.status, list.body.message], [
-      400,
-      "request body must be a JSON object of arguments",
+    assert.equal(r.body.openapi, "3.1.0");
+    const paths = r.body.paths as Record<string, Record<string, Record<string, unknown>>>;
+    assert.deepEqual(Object.keys(paths).sort(), [
+      "/api/v1/fail",
+      "/api/v1/serverstatus",
+      "/api/v2/docs/openapi.json",
+      "/api/v2/echo/{id}",
+      "/api/v2/health",
+      "/api/v2/items",
+      "/api/v2/items/{name}",
+      "/api/v2/teapot",
+      "/api/v2/upload",
     ]);
-  });
-  await t.step("unknown route: 404", async () => {
-    const r = await getJson(`${url}/api/v2/nothing/here`);
-    assert.deepEqual([r.status, r.body], [404, {
-      message: "no route for GET /api/v2/nothing/here",
-    }]);
-    const version = await getJson(`${url}/api/v1/echo/1`);
-    assert.equal(version.status, 404);
-  });
-  await t.step("wrong operation on a known path: 405 with Allow", async () => {
-    const r = await getJson(`${url}/api/v2/echo/1`, { method: "POST", body: "{}" });
-    assert.equal(r.status, 405);
-    assert.equal(r.headers.get("allow"), "GET, HEAD");
-    assert.equal(r.body.message, "POST is not allowed on /api/v2/echo/:id; use GET, HEAD");
-    const del = await getJson(`${url}/api/v2/items`, { method: "DELETE" });
-    assert.deepEqual([del.status, del.headers.get("allow")], [405, "POST"]);
-  });
-  await t.step("body too large: 413, by declared length and by streamed size", async () => {
-    const big = JSON.stringify({ blob: "x".repeat(2000) });
-    const r = await getJson(`${url}/api/v2/upload`, { method: "PUT", body: big });
-    assert.deepEqual([r.status, r.body], [413, {
-      message: "request body is larger than 1024 bytes",
-    }]);
-    const stream = new Blob([big]).stream();
-    const chunked = await getJson(`${url}/api/v2/upload`, { method: "PUT", body: stream });
-    assert.equal(chunked.status, 413);
-    const small = await getJson(`${url}/api/v2/upload`, { method: "PUT", body: '{"blob":"abc"}' });
-    assert.deepEqual(small.body, { data: { size: 3 } });
-  });
-  await t.step("handler throws: 500 without the stack, which goes to the log", async () => {
-    const r = await getJson(`${url}/api/v1/fail`);
-    assert.deepEqual([r.status, r.body], [500, { message: "internal server error" }]);
-    assert.ok(!JSON.stringify(r.body).includes("secret"));
-    const logged = api.test.logs.find((l) => l.message.includes("secret internal detail"));
-    assert.ok(logged);
-    assert.equal(logged.level, "error");
-    assert.match(
-      logged.message,
-      /^GET \/api\/v1\/fail failed: Error: secret internal detail\n\s+at /,
+    const echo = paths["/api/v2/echo/{id}"].get;
+    assert.equal(echo.summary, "Echo the arguments");
+    assert.deepEqual(
+      (echo.parameters as { name: string; in: string }[]).map((p) => `${p.in}:${p.name}`),
+      ["path:id", "query:tags", "query:q"],
+    );
+    const create = paths["/api/v2/items"].post;
+    assert.ok("201" in (create.responses as object));
+    assert.deepEqual(
+      (create.requestBody as {
+        content: { "application/json": { schema: { required: string[] } } };
+      })
+        .content["application/json"].schema.required,
+      ["name", "count"],
     );
   });
-  await t.step("HttpError: the handler's own status and message", async () => {
-    const r = await getJson(`${url}/api/v2/teapot`);
-    assert.deepEqual([r.status, r.body], [418, { message: "I'm a teapot" }]);
-  });
-});
+}
 
-Deno.test("endpoints: the OpenAPI 3.1 document lists every method", async () => {
-  await using api = await apiServer();
-  const r = await getJson(`${api.url}/api/v2/docs/openapi.json`);
-  assert.equal(r.status, 200);
-  assert.equal(r.body.openapi, "3.1.0");
-  const paths = r.body.paths as Record<string, Record<string, Record<string, unknown>>>;
-  assert.deepEqual(Object.keys(paths).sort(), [
-    "/api/v1/fail",
-    "/api/v1/serverstatus",
-    "/api/v2/docs/openapi.json",
-    "/api/v2/echo/{id}",
-    "/api/v2/health",
-    "/api/v2/items",
-    "/api/v2/items/{name}",
-    "/api/v2/teapot",
-    "/api/v2/upload",
-  ]);
-  const echo = paths["/api/v2/echo/{id}"].get;
-  assert.equal(echo.summary, "Echo the arguments");
-  assert.deepEqual(
-    (echo.parameters as { name: string; in: string }[]).map((p) => `${p.in}:${p.name}`),
-    ["path:id", "query:tags", "query:q"],
-  );
-  const create = paths["/api/v2/items"].post;
-  assert.ok("201" in (create.responses as object));
-  assert.deepEqual(
-    (create.requestBody as { content: { "application/json": { schema: { required: string[] } } } })
-      .content["application/json"].schema.required,
-    ["name", "count"],
-  );
-});
-
-Deno.test("method table: duplicate and missing handlers are start-up errors", async (t) => {
-  await using root = await tempDir();
-  await writeExtension(root.path, "api", API);
-  await writeExtension(
-    root.path,
-    "copycat",
-    `import { handle, ServerSlice } from "@inmanta/server";
+for (const isolation of MODES) {
+  Deno.test(`[isolation=${isolation}] method table: duplicate and missing handlers are start-up errors`, async (t) => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "api", API);
+    await writeExtension(
+      root.path,
+      "copycat",
+      `import { handle, ServerSlice } from "@inmanta/server";
 import { echo } from "../api/extension.ts";
 class Copy extends ServerSlice {
   @handle(echo)
@@ -164,41 +177,49 @@ class Copy extends ServerSlice {
 }
 export function setup(app) { app.registerSlice(new Copy("copycat.main")); }
 `,
-  );
-  await writeExtension(
-    root.path,
-    "forgetful",
-    `import { method, ServerSlice } from "@inmanta/server";
+    );
+    await writeExtension(
+      root.path,
+      "forgetful",
+      `import { method, ServerSlice } from "@inmanta/server";
 export const orphan = method({ path: "/orphan", operation: "GET" });
 export function setup(app) { app.registerSlice(new ServerSlice("forgetful.main")); }
 `,
-  );
-  await t.step("two slices handle the same method", async () => {
-    const test = await startTestServer({
-      roots: [root.path],
-      enable: ["api", "copycat"],
-      start: false,
+    );
+    await t.step("two slices handle the same method", async () => {
+      const test = await startTestServer({
+        roots: [root.path],
+        enable: ["api", "copycat"],
+        start: false,
+        isolation,
+        config: `[extension.copycat]\npermissions = read=${root.path}\n`,
+      });
+      await assert.rejects(test.server.start(), (e: unknown) => {
+        assert.ok(e instanceof ProtocolError);
+        assert.equal(e.code, "method.duplicate_handler");
+        assert.equal(
+          e.message,
+          "method GET /api/v2/echo/:id is handled by two slices: api.main and copycat.main",
+        );
+        return true;
+      });
     });
-    await assert.rejects(test.server.start(), (e: unknown) => {
-      assert.ok(e instanceof ProtocolError);
-      assert.equal(e.code, "method.duplicate_handler");
-      assert.equal(
-        e.message,
-        "method GET /api/v2/echo/:id is handled by two slices: api.main and copycat.main",
-      );
-      return true;
+    await t.step("a method nobody handles", async () => {
+      const test = await startTestServer({
+        roots: [root.path],
+        enable: ["forgetful"],
+        start: false,
+        isolation,
+      });
+      await assert.rejects(test.server.start(), (e: unknown) => {
+        assert.ok(e instanceof ProtocolError);
+        assert.equal(e.code, "method.unhandled");
+        assert.match(
+          e.message,
+          /^method GET \/api\/v2\/orphan exported by extension forgetful has no handler/,
+        );
+        return true;
+      });
     });
   });
-  await t.step("a method nobody handles", async () => {
-    const test = await startTestServer({ roots: [root.path], enable: ["forgetful"], start: false });
-    await assert.rejects(test.server.start(), (e: unknown) => {
-      assert.ok(e instanceof ProtocolError);
-      assert.equal(e.code, "method.unhandled");
-      assert.match(
-        e.message,
-        /^method GET \/api\/v2\/orphan exported by extension forgetful has no handler/,
-      );
-      return true;
-    });
-  });
-});
+}

@@ -116,7 +116,7 @@ Deno.test("loading: setup must be an exported function", async () => {
 Deno.test("loading: a module that fails to import names the extension", async () => {
   await using a = await tempDir();
   await writeExtension(a.path, "broken", "throw new Error('top-level boom');\n");
-  const error = await startupError({ roots: [a.path], enable: ["broken"] });
+  const error = await startupError({ roots: [a.path], enable: ["broken"], isolation: "none" });
   assert.equal((error as ExtensionError).code, "extension.import");
   assert.match(error.message, /^extension broken: cannot import .*extension\.ts: top-level boom$/);
 });
@@ -135,7 +135,11 @@ export async function setup(application) {
 }
 `,
   );
-  await using test = await startTestServer({ roots: [a.path], enable: ["later"] });
+  await using test = await startTestServer({
+    roots: [a.path],
+    enable: ["later"],
+    isolation: "none",
+  });
   assert.equal(test.server.getSlice("later.main").status, "started");
   assert.equal((globalThis as { laterSetups?: number }).laterSetups, 1);
 });
@@ -158,7 +162,7 @@ Deno.test("compatibility: an incompatible core range is refused before setup", a
 export function setup() { globalThis.futureSetupRan = true; }
 `,
     );
-    const error = await startupError({ roots: [a.path], enable: ["future"] });
+    const error = await startupError({ roots: [a.path], enable: ["future"], isolation: "none" });
     assert.equal((error as ExtensionError).code, "extension.incompatible");
     assert.match(
       error.message,
@@ -267,14 +271,21 @@ Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by D
     name: "remote",
     version: "unversioned",
     source: `${base}/remote/extension.ts`,
-    isolation: "none",
+    isolation: "worker",
+    permissions: `import=127.0.0.1:${listener.addr.port}`,
+    status: "loaded",
   });
-  const missing = await startupError({
+  // A sandboxed module that cannot be imported fails only its own extension.
+  await using broken = await startTestServer({
     enable: ["remote"],
     config: `[extension.remote]\nsource = ${base}/nothing.ts\n`,
   });
+  const status = await getJson(`${broken.url}/api/v1/serverstatus`);
+  const failed = (status.body.data as { extensions: { status: string; failure?: string }[] })
+    .extensions[1];
+  assert.equal(failed.status, "failed");
   assert.match(
-    missing.message,
+    failed.failure!,
     /^extension remote: cannot import http:\/\/127\.0\.0\.1:\d+\/nothing\.ts: /,
   );
 });

@@ -22,6 +22,8 @@ export interface TestServerOptions {
   enable?: string[];
   /** Call start(); default true. */
   start?: boolean;
+  /** `extension.<name>.isolation` of every enabled extension; default the server's (worker). */
+  isolation?: "worker" | "none";
 }
 
 /** Builds a server on port 0 with test defaults; starts it unless `start: false`. */
@@ -32,7 +34,14 @@ bind_port = 0
 enabled_extensions = ${(options.enable ?? []).join(",")}
 extension_path = ${(options.roots ?? []).join(":")}
 shutdown_timeout = 5
-`;
+${
+    options.isolation === undefined
+      ? ""
+      : (options.enable ?? []).map((name) =>
+        `[extension.${name}]\nisolation = ${options.isolation}\n`
+      )
+        .join("")
+  }`;
   const config = new Config(
     [parseIni(defaults, "<test defaults>"), parseIni(options.config ?? "", "<test config>")],
   );

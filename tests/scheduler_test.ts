@@ -78,7 +78,7 @@ Deno.test("scheduling: intervals, cron, errors, background tasks", async () => {
   const state = freshState();
   await using root = await tempDir();
   await writeExtension(root.path, "sched", SCHED);
-  const test = await startTestServer({ roots: [root.path], enable: ["sched"] });
+  const test = await startTestServer({ roots: [root.path], enable: ["sched"], isolation: "none" });
 
   await until(state, () => state.ticks >= 5 && state.slowRuns >= 3 && state.failures >= 3);
   assert.equal(state.maxRunning, 1, "a slow task never overlaps itself");
@@ -126,6 +126,7 @@ Deno.test("scheduling: background tasks still running at the stop deadline are a
   const test = await startTestServer({
     roots: [root.path],
     enable: ["sched"],
+    isolation: "none",
     config: "[server]\nslice_stop_timeout = 300ms\n",
   });
   await test.stop();

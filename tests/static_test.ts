@@ -37,7 +37,7 @@ Deno.test("static content", async (t) => {
   await using test = await startTestServer({
     roots: [tmp.path],
     enable: ["files"],
-    config: `[extension.files]\nroot = ${site}\n`,
+    config: `[extension.files]\nroot = ${site}\npermissions = read=${site}\n`,
   });
   const url = test.url;
 

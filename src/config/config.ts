@@ -223,6 +223,22 @@ export class Config {
     return typeof value === "string" ? convertOption(type, value) : value;
   }
 
+  /**
+   * The values files and overrides set, merged (environment variables not included), so that
+   * another isolate can build the same Config.
+   */
+  snapshot(): IniDocument {
+    const doc: IniDocument = new Map();
+    for (const [section, options] of this.#values) doc.set(section, new Map(options));
+    for (const [key, raw] of this.#overrides) {
+      const dot = key.lastIndexOf(".");
+      const section = key.slice(0, dot);
+      if (!doc.has(section)) doc.set(section, new Map());
+      doc.get(section)!.set(key.slice(dot + 1), raw);
+    }
+    return doc;
+  }
+
   /** Checks that every registered option that is set converts to its type. */
   validate(): void {
     for (const option of this.#options.values()) this.get(option.section, option.name);

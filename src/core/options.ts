@@ -45,5 +45,16 @@ export function registerCoreOptions(config: Config): void {
       help: "largest request body in bytes; larger ones get 413",
     },
     log_level: { type: "string", default: "info", help: "debug, info, warning or error" },
+    sandbox_heartbeat_timeout: {
+      type: "duration",
+      default: 5,
+      help:
+        "a sandboxed extension silent this long (a busy loop) is failed and its endpoints answer 503",
+    },
+    sandbox_request_timeout: {
+      type: "duration",
+      default: 30,
+      help: "a request a sandboxed extension has not answered in this time gets 503",
+    },
   });
 }

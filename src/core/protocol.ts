@@ -20,6 +20,9 @@ export const serverStatus = method({
       version: z.string(),
       source: z.string(),
       isolation: z.string(),
+      permissions: z.string(),
+      status: z.string(),
+      failure: z.string().optional(),
     })),
     slices: z.array(z.object({
       name: z.string(),

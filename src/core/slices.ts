@@ -16,7 +16,7 @@ export interface CoreView {
   /** The body of `/api/v1/serverstatus`. */
   status(): z.input<typeof serverStatus.returns>;
   /** `up` once every slice started; otherwise why not. */
-  health(): "up" | "starting" | "stopping" | "failed";
+  health(): "up" | "starting" | "degraded" | "stopping" | "failed";
   /** The OpenAPI document. */
   openApi(): Record<string, unknown>;
   /** The listeners. */

@@ -21,8 +21,14 @@ export interface LoadedExtension {
   version: string;
   /** Where it was loaded from. */
   source: string;
-  /** `none`: in the server process. */
-  isolation: "none";
+  /** `none`: in the server process; `worker`: in a Worker with only its granted permissions. */
+  isolation: "none" | "worker";
+  /** The permissions it runs with, as Deno flags say them. */
+  permissions: string;
+  /** `failed` once its sandbox failed (it threw at top level, died or stopped answering). */
+  status: "loaded" | "failed";
+  /** Why it failed. */
+  failure?: string;
   /** The API methods its module exports, which some slice must handle. */
   methods: MethodDefinition[];
 }
@@ -31,24 +37,27 @@ export interface LoadedExtension {
 export interface ExtensionHost {
   /** Imports the extension, checks it is compatible, and runs its `setup`. */
   load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension>;
+  /** Releases what the host holds (sandboxes); called when the server stopped. */
+  close?(): Promise<void>;
 }
 
 /** What an extension module may export. */
-interface ExtensionModule {
+export interface ExtensionModule {
   setup?: unknown;
   coreVersion?: unknown;
   version?: unknown;
   [name: string]: unknown;
 }
 
-interface PackageInfo {
+/** What an extension's deno.json says. */
+export interface PackageInfo {
   version?: string;
   coreRange?: string;
   file?: string;
 }
 
 /** Reads `version` and the range pinned for `@inmanta/server` from the extension's deno.json. */
-async function packageInfo(spec: ExtensionSpec): Promise<PackageInfo> {
+export async function packageInfo(spec: ExtensionSpec): Promise<PackageInfo> {
   if (!spec.directory) return {};
   // The package's deno.json sits beside extension.ts or at the root above inmanta_ext/.
   const candidates = [
@@ -102,57 +111,80 @@ export function checkCompatibility(name: string, range: string, declaredIn: stri
   }
 }
 
+/** Imports an extension's module; a failure is an ExtensionError naming the extension. */
+export async function importExtension(spec: ExtensionSpec): Promise<ExtensionModule> {
+  try {
+    return await import(spec.specifier);
+  } catch (error) {
+    throw new ExtensionError(
+      "extension.import",
+      `extension ${spec.name}: cannot import ${displaySource(spec)}: ${firstLine(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Checks an imported extension (core range, `setup`) and runs its `setup`. Returns its version
+ * and the methods its module exports.
+ */
+export async function setUpExtension(
+  spec: ExtensionSpec,
+  module: ExtensionModule,
+  context: ApplicationContext,
+  info: PackageInfo,
+): Promise<{ version: string; methods: MethodDefinition[] }> {
+  if (typeof module.coreVersion === "string") {
+    checkCompatibility(spec.name, module.coreVersion, "export const coreVersion =");
+  } else if (module.coreVersion !== undefined) {
+    throw new ExtensionError(
+      "extension.core_range",
+      `extension ${spec.name}: coreVersion must be a string semver range`,
+    );
+  } else if (info.coreRange) {
+    checkCompatibility(spec.name, info.coreRange, `${info.file} imports "@inmanta/server"`);
+  }
+  if (typeof module.setup !== "function") {
+    throw new ExtensionError(
+      "extension.setup",
+      `extension ${spec.name}: ${
+        displaySource(spec)
+      } does not export a function setup(application)`,
+    );
+  }
+  try {
+    await module.setup(context);
+  } catch (error) {
+    // Our own errors already name the extension and the slice; keep their code.
+    if (error instanceof InmantaError) throw error;
+    throw new ExtensionError(
+      "extension.setup_failed",
+      `extension ${spec.name}: setup failed: ${firstLine(error)}`,
+      { cause: error },
+    );
+  }
+  return {
+    version: info.version ??
+      (typeof module.version === "string" ? module.version : "unversioned"),
+    methods: Object.values(module).filter(isMethod),
+  };
+}
+
 /** Runs extensions in the server process, with the server's permissions. */
 export class InProcessHost implements ExtensionHost {
   /** Imports, checks and sets up one extension. */
   async load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension> {
     const info = await packageInfo(spec);
-    let module: ExtensionModule;
-    try {
-      module = await import(spec.specifier);
-    } catch (error) {
-      throw new ExtensionError(
-        "extension.import",
-        `extension ${spec.name}: cannot import ${displaySource(spec)}: ${firstLine(error)}`,
-        { cause: error },
-      );
-    }
-    if (typeof module.coreVersion === "string") {
-      checkCompatibility(spec.name, module.coreVersion, "export const coreVersion =");
-    } else if (module.coreVersion !== undefined) {
-      throw new ExtensionError(
-        "extension.core_range",
-        `extension ${spec.name}: coreVersion must be a string semver range`,
-      );
-    } else if (info.coreRange) {
-      checkCompatibility(spec.name, info.coreRange, `${info.file} imports "@inmanta/server"`);
-    }
-    if (typeof module.setup !== "function") {
-      throw new ExtensionError(
-        "extension.setup",
-        `extension ${spec.name}: ${
-          displaySource(spec)
-        } does not export a function setup(application)`,
-      );
-    }
-    try {
-      await module.setup(context);
-    } catch (error) {
-      // Our own errors already name the extension and the slice; keep their code.
-      if (error instanceof InmantaError) throw error;
-      throw new ExtensionError(
-        "extension.setup_failed",
-        `extension ${spec.name}: setup failed: ${firstLine(error)}`,
-        { cause: error },
-      );
-    }
+    const module = await importExtension(spec);
+    const { version, methods } = await setUpExtension(spec, module, context, info);
     return {
       name: spec.name,
-      version: info.version ??
-        (typeof module.version === "string" ? module.version : "unversioned"),
+      version,
       source: displaySource(spec),
       isolation: "none",
-      methods: Object.values(module).filter(isMethod),
+      permissions: "all of the server's",
+      status: "loaded",
+      methods,
     };
   }
 }

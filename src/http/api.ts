@@ -10,19 +10,10 @@ import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { describeError, HttpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type BoundHandler, type MethodDefinition, QUERY_OPERATIONS } from "../protocol/method.ts";
-import type { ServerSlice } from "../slices/slice.ts";
+import { QUERY_OPERATIONS } from "../protocol/method.ts";
+import type { Route } from "../protocol/routes.ts";
+import { INTERNALS } from "../slices/slice.ts";
 import type { StaticTable } from "./static.ts";
-
-/** One API method with the slice that handles it. */
-export interface Route {
-  /** The method. */
-  method: MethodDefinition;
-  /** Its handler. */
-  handler: BoundHandler;
-  /** The slice the handler belongs to; requests get 503 until it started. */
-  slice: ServerSlice;
-}
 
 /** What the application is built from. */
 export interface AppOptions {
@@ -71,6 +62,14 @@ export function buildApp(options: AppOptions): FetchHandler {
 
   app.onError((error, c) => {
     if (error instanceof HttpError) return failure(error.status, error.message);
+    if (error instanceof Deno.errors.NotCapable) {
+      options.log.error(
+        `permission denied in ${c.req.method} ${c.req.path}: ${
+          describeError(error).split("\n")[0]
+        }`,
+      );
+      return failure(500, "internal server error");
+    }
     options.log.error(
       `${c.req.method} ${c.req.path} failed: ${
         error instanceof Error && error.stack ? error.stack : describeError(error)
@@ -100,8 +99,15 @@ export function buildApp(options: AppOptions): FetchHandler {
     }
     handlers.push(async (c: Context) => {
       if (route.slice.status !== "started") {
-        return failure(503, `slice ${route.slice.name} is not started (${route.slice.status})`);
+        const why = route.slice[INTERNALS].failure;
+        return failure(
+          503,
+          why
+            ? `slice ${route.slice.name} failed: ${why}`
+            : `slice ${route.slice.name} is not started (${route.slice.status})`,
+        );
       }
+      if (route.handler.forward) return await route.handler.forward(c.req.raw);
       const raw: Record<string, unknown> | Response = inQuery
         ? decodeQuery(c.req.url, arrayKeys)
         : await decodeBody(c.req.raw);

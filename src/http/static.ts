@@ -19,7 +19,14 @@ export type StaticMount =
     defaultFilename: string;
     start: boolean;
   }
-  | { kind: "content"; location: string; content: string | Uint8Array; contentType: string };
+  | { kind: "content"; location: string; content: string | Uint8Array; contentType: string }
+  | {
+    kind: "proxy";
+    location: string;
+    start: boolean;
+    /** Answers requests under `location` (a slice in a sandbox serves its own files). */
+    forward: (request: Request) => Promise<Response>;
+  };
 
 interface DirectoryEntry {
   prefix: string;
@@ -27,6 +34,7 @@ interface DirectoryEntry {
   realRoot: Promise<string | undefined>;
   defaultFilename: string;
   owner: string;
+  forward?: (request: Request) => Promise<Response>;
 }
 
 interface ContentEntry {
@@ -101,7 +109,11 @@ export class StaticTable {
       });
       return;
     }
-    const root = mount.root instanceof URL ? fileURLToPath(mount.root) : resolve(mount.root);
+    const root = mount.kind === "proxy"
+      ? ""
+      : mount.root instanceof URL
+      ? fileURLToPath(mount.root)
+      : resolve(mount.root);
     const prefixes = mount.start && location !== "/" ? [location, "/"] : [location];
     for (const prefix of prefixes) {
       const taken = this.#directories.find((d) => d.prefix === prefix);
@@ -114,9 +126,10 @@ export class StaticTable {
       this.#directories.push({
         prefix,
         root,
-        realRoot: Deno.realPath(root).catch(() => undefined),
-        defaultFilename: mount.defaultFilename,
+        realRoot: root ? Deno.realPath(root).catch(() => undefined) : Promise.resolve(undefined),
+        defaultFilename: mount.kind === "directory" ? mount.defaultFilename : "",
         owner,
+        forward: mount.kind === "proxy" ? mount.forward : undefined,
       });
     }
     // Longest prefix first, so that /ui/docs wins over /ui and / comes last.
@@ -138,6 +151,7 @@ export class StaticTable {
         ? pathname.slice(dir.prefix.length)
         : undefined;
       if (rest === undefined) continue;
+      if (dir.forward) return await dir.forward(request);
       return await this.#serveFile(request, dir, rest) ?? notFound(pathname);
     }
     return undefined;

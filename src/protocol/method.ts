@@ -73,6 +73,8 @@ export interface MethodDefinition<
   readonly maxBodySize: number | undefined;
   /** Names of the `:name` path parameters, in order. */
   readonly pathParams: readonly string[];
+  /** JSON Schemas of args and returns, when the zod schemas live in another isolate. */
+  readonly jsonSchemas?: { readonly args: unknown; readonly returns: unknown };
 }
 
 /**
@@ -163,9 +165,21 @@ export interface BoundHandler {
   method: MethodDefinition;
   /** Calls the handler on its slice. */
   call(args: unknown, context: RequestContext): unknown;
+  /**
+   * When set, the whole request is handed over undecoded (a sandboxed slice decodes and
+   * validates on its side of the boundary) and `call` is not used.
+   */
+  forward?: (request: Request) => Promise<Response>;
 }
 
 const HANDLERS = new WeakMap<object, BoundHandler[]>();
+
+/** Adds a handler to an object, as `@handle` does; for slices that proxy another isolate. */
+export function addHandler(instance: object, handler: BoundHandler): void {
+  const list = HANDLERS.get(instance) ?? [];
+  list.push(handler);
+  HANDLERS.set(instance, list);
+}
 
 /** The handlers the `@handle` decorator registered on an object. */
 export function handlersOf(instance: object): readonly BoundHandler[] {
@@ -208,12 +222,10 @@ export function handle<A extends z.ZodType, R extends z.ZodType>(
       );
     }
     context.addInitializer(function () {
-      const list = HANDLERS.get(this) ?? [];
-      list.push({
+      addHandler(this, {
         method: target,
         call: (args, ctx) => value.call(this, args as z.output<A>, ctx),
       });
-      HANDLERS.set(this, list);
     });
   };
 }

@@ -8,7 +8,8 @@ import { type MethodDefinition, QUERY_OPERATIONS } from "./method.ts";
 
 type Json = Record<string, unknown>;
 
-function schemaOf(schema: z.ZodType, io: "input" | "output"): Json {
+/** The JSON Schema of a zod schema, without the `$schema` key. */
+export function schemaOf(schema: z.ZodType, io: "input" | "output"): Json {
   const json = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as Json;
   delete json.$schema;
   return json;
@@ -28,7 +29,7 @@ export function openApiDocument(
   const paths: Record<string, Json> = {};
   for (const { method, slice } of methods) {
     const url = method.url.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, "{$1}");
-    const args = schemaOf(method.args, "input");
+    const args = (method.jsonSchemas?.args as Json | undefined) ?? schemaOf(method.args, "input");
     const properties = (args.properties ?? {}) as Record<string, Json>;
     const required = new Set((args.required ?? []) as string[]);
     const inQuery = QUERY_OPERATIONS.has(method.operation);
@@ -57,7 +58,10 @@ export function openApiDocument(
             "application/json": {
               schema: {
                 type: "object",
-                properties: { data: schemaOf(method.returns, "output") },
+                properties: {
+                  data: (method.jsonSchemas?.returns as Json | undefined) ??
+                    schemaOf(method.returns, "output"),
+                },
                 required: ["data"],
               },
             },

@@ -53,7 +53,8 @@ export class Lifecycle {
 
   /**
    * Prestarts then starts every slice. On failure, the slices already started are stopped in
-   * reverse order and a SliceError naming the failing slice is thrown.
+   * reverse order and a SliceError naming the failing slice is thrown. A slice whose sandbox
+   * failed (its internals carry a failure) is isolated instead: it stays failed, the rest starts.
    */
   async start(server: SliceServer): Promise<void> {
     const ms = this.#timeouts.start * 1000;
@@ -66,7 +67,12 @@ export class Lifecycle {
       }
       phase = "start";
       for (current of this.#order) {
-        await within(() => current!.start(), ms);
+        if (!current[INTERNALS].failure) await within(() => current!.start(), ms);
+        if (current[INTERNALS].failure) {
+          current[INTERNALS].setStatus("failed");
+          this.#log.error(`slice ${current.name} failed: ${current[INTERNALS].failure}`);
+          continue;
+        }
         current[INTERNALS].setStatus("started");
         this.#started.push(current);
         this.#log.debug(`slice ${current.name} started`);
@@ -104,39 +110,45 @@ export class Lifecycle {
     const slices = [...this.#started].reverse();
     this.#started = [];
     const budget = () => Math.min(this.#timeouts.stop * 1000, deadline - Date.now());
-    for (const slice of slices) {
-      slice[INTERNALS].setStatus("stopping");
-      slice[INTERNALS].scheduler.cancel(false);
-      await this.#bounded(slice, "prestop", () => slice.prestop(), budget());
-    }
-    for (const slice of slices) {
-      const until = Date.now() + budget();
-      await this.#bounded(slice, "stop", () => slice.stop(), until - Date.now());
-      slice[INTERNALS].scheduler.cancel(true);
-      const abandoned = await slice[INTERNALS].scheduler.drain(until);
-      if (abandoned > 0) {
-        this.#log.error(
-          `slice ${slice.name}: ${abandoned} background task(s) still running at the stop deadline; abandoned`,
-        );
-      }
-      slice[INTERNALS].setStatus("stopped");
-    }
+    for (const slice of slices) await prestopSlice(slice, this.#log, Date.now() + budget());
+    for (const slice of slices) await stopSlice(slice, this.#log, Date.now() + budget());
   }
+}
 
-  async #bounded(
-    slice: ServerSlice,
-    phase: string,
-    work: () => unknown,
-    ms: number,
-  ): Promise<void> {
-    try {
-      await within(work, ms);
-    } catch (error) {
-      if (error instanceof Timeout) {
-        this.#log.error(`slice ${slice.name} did not finish ${phase} in time; abandoned`);
-      } else {
-        this.#log.error(`slice ${slice.name} ${phase} failed: ${describeError(error)}`);
-      }
+/** Prestops one slice: no new scheduled runs (cancelOnStop ones), then its prestop, bounded. */
+export async function prestopSlice(slice: ServerSlice, log: Logger, until: number): Promise<void> {
+  slice[INTERNALS].setStatus("stopping");
+  slice[INTERNALS].scheduler.cancel(false);
+  await bounded(slice, log, "prestop", () => slice.prestop(), until);
+}
+
+/** Stops one slice: its stop, then its remaining tasks, awaited until `until` then abandoned. */
+export async function stopSlice(slice: ServerSlice, log: Logger, until: number): Promise<void> {
+  await bounded(slice, log, "stop", () => slice.stop(), until);
+  slice[INTERNALS].scheduler.cancel(true);
+  const abandoned = await slice[INTERNALS].scheduler.drain(until);
+  if (abandoned > 0) {
+    log.error(
+      `slice ${slice.name}: ${abandoned} background task(s) still running at the stop deadline; abandoned`,
+    );
+  }
+  slice[INTERNALS].setStatus("stopped");
+}
+
+async function bounded(
+  slice: ServerSlice,
+  log: Logger,
+  phase: string,
+  work: () => unknown,
+  until: number,
+): Promise<void> {
+  try {
+    await within(work, until - Date.now());
+  } catch (error) {
+    if (error instanceof Timeout) {
+      log.error(`slice ${slice.name} did not finish ${phase} in time; abandoned`);
+    } else {
+      log.error(`slice ${slice.name} ${phase} failed: ${describeError(error)}`);
     }
   }
 }

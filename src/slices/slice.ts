@@ -40,6 +40,8 @@ export interface SliceInternals {
   mounts: StaticMount[];
   /** Called when a mount is added, once the slice is attached to a server. */
   onMount: ((mount: StaticMount) => void) | undefined;
+  /** Adds a mount (any kind, including proxies of a sandbox's static content). */
+  mount(mount: StaticMount): void;
   /** Sets the logger; called when the server takes the slice. */
   attach(logger: Logger): void;
   /** Sets the status. */
@@ -89,6 +91,7 @@ export class ServerSlice {
       scheduler: new TaskScheduler(() => this.#logger),
       mounts: [],
       onMount: undefined,
+      mount: (mount) => this.#mount(mount),
       failure: undefined,
       attach: (logger) => {
         this.#logger = logger;

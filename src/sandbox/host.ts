@@ -1,0 +1,469 @@
+/**
+ * The sandbox host: every extension that is not `core` runs in a Worker whose Deno permissions
+ * are exactly its grant. In the server its slices are mirrored by proxies, so that ordering,
+ * lifecycle, endpoints and static content work as for in-process slices.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { ApplicationContext } from "../application.ts";
+import type { Config } from "../config/config.ts";
+import {
+  ConfigError,
+  ExtensionError,
+  type InmantaError,
+  ProtocolError,
+  SliceError,
+} from "../errors.ts";
+import type { ExtensionSpec } from "../extensions/discovery.ts";
+import {
+  displaySource,
+  type ExtensionHost,
+  InProcessHost,
+  type LoadedExtension,
+  packageInfo,
+} from "../extensions/host.ts";
+import { type Feature, FeatureManager } from "../features.ts";
+import type { Logger } from "../log.ts";
+import { addHandler, method, type MethodDefinition } from "../protocol/method.ts";
+import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
+import { INTERNALS, ServerSlice } from "../slices/slice.ts";
+import { describeGrant, type Grant, parseGrant, workerPermissions } from "./grant.ts";
+import {
+  Channel,
+  type ErrorDescriptor,
+  type FromSandbox,
+  type MethodDescriptor,
+  type SliceDescriptor,
+  type SliceOperation,
+  type ToSandbox,
+} from "./protocol.ts";
+
+const ERRORS: Record<string, new (code: string, message: string) => InmantaError> = {
+  ConfigError,
+  ExtensionError,
+  ProtocolError,
+  SliceError,
+};
+
+/** Rebuilds an error that crossed the boundary, keeping its class and code. */
+function rebuild(error: ErrorDescriptor): Error {
+  const Class = ERRORS[error.name];
+  if (Class) return new Class(error.code ?? "sandbox.error", error.message);
+  const plain = new Error(error.message);
+  plain.name = error.name;
+  return plain;
+}
+
+/** The host a remote extension is imported from, which its sandbox must be allowed to import. */
+function importHost(spec: ExtensionSpec): string | undefined {
+  if (spec.origin === "url") return new URL(spec.specifier).host;
+  if (spec.origin !== "jsr") return undefined;
+  let registry: string | undefined;
+  try {
+    registry = Deno.env.get("JSR_URL");
+  } catch {
+    // Not allowed to read it: Deno itself uses the default registry then too.
+  }
+  return new URL(registry || "https://jsr.io").host;
+}
+
+/** A sandbox that failed: its pending calls end with this. */
+class SandboxFault extends Error {}
+
+function failure(status: number, message: string): Response {
+  return Response.json({ message }, { status });
+}
+
+/** Loads each extension in the isolation its configuration says (`worker` unless `none`). */
+export class SandboxHost implements ExtensionHost {
+  readonly #log: Logger;
+  readonly #inProcess = new InProcessHost();
+  readonly #sandboxes: Sandbox[] = [];
+
+  /** @param log the server's logger */
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** Loads one extension. */
+  async load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension> {
+    const section = `extension.${spec.name}`;
+    context.config.registerDefaultOptions(section, {
+      isolation: {
+        type: "string",
+        default: "worker",
+        help: "worker (only the granted permissions) or none (in-process, all of the server's)",
+      },
+      permissions: {
+        type: "string",
+        default: "",
+        help: "Deno permissions granted, e.g. read=./data; net=api.example.com:443; env=HOME",
+      },
+    });
+    const isolation = context.config.string(section, "isolation");
+    if (isolation === "none") {
+      this.#log.warning(
+        `extension ${spec.name} runs in-process with all of the server's permissions (${section}.isolation = none)`,
+      );
+      return await this.#inProcess.load(spec, context);
+    }
+    if (isolation !== "worker") {
+      throw new ConfigError(
+        "config.isolation",
+        `${section}.isolation = ${isolation}: use worker or none`,
+      );
+    }
+    const grant = parseGrant(
+      context.config.string(section, "permissions"),
+      `${section}.permissions`,
+      spec.directory,
+    );
+    // The sandbox imports its own module: a remote source's host is part of its grant.
+    const host = importHost(spec);
+    if (host && grant.import !== true) grant.import = [...(grant.import || []), host];
+    const sandbox = new Sandbox(spec, grant, context.config, this.#log);
+    this.#sandboxes.push(sandbox);
+    return await sandbox.load(context);
+  }
+
+  /** Terminates every sandbox. */
+  close(): Promise<void> {
+    for (const sandbox of this.#sandboxes.splice(0)) sandbox.terminate();
+    return Promise.resolve();
+  }
+}
+
+interface Pending {
+  deadline: number;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  onTimeout(): void;
+}
+
+/** One extension in one Worker. */
+class Sandbox {
+  readonly #spec: ExtensionSpec;
+  readonly #grant: Grant;
+  readonly #config: Config;
+  readonly #log: Logger;
+  readonly #pending = new Map<number, Pending>();
+  readonly #proxies = new Map<string, ProxySlice>();
+  #worker: Worker | undefined;
+  #channel: Channel<ToSandbox> | undefined;
+  #nextId = 0;
+  #lastBeat = Date.now();
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  #loaded: PromiseWithResolvers<Extract<FromSandbox, { t: "loaded" }>> = Promise.withResolvers();
+  #extension: LoadedExtension | undefined;
+  /** Scheduled tasks of each slice, as of the last heartbeat. */
+  tasks: Record<string, ScheduledTaskInfo[]> = {};
+  /** Why the sandbox failed, once it did. */
+  failure: string | undefined;
+
+  constructor(spec: ExtensionSpec, grant: Grant, config: Config, log: Logger) {
+    this.#spec = spec;
+    this.#grant = grant;
+    this.#config = config;
+    this.#log = log;
+  }
+
+  get name(): string {
+    return this.#spec.name;
+  }
+
+  async load(context: ApplicationContext): Promise<LoadedExtension> {
+    const info = await packageInfo(this.#spec).catch(() =>
+      ({}) as Awaited<ReturnType<typeof packageInfo>>
+    );
+    try {
+      this.#worker = new Worker(new URL("./worker.ts", import.meta.url), {
+        type: "module",
+        name: `extension ${this.name}`,
+        deno: { permissions: workerPermissions(this.#grant) },
+      });
+    } catch (error) {
+      throw new ExtensionError(
+        "extension.permissions",
+        `extension ${this.name}: its grant (${
+          describeGrant(this.#grant)
+        }) exceeds the server process's own permissions; grant the server process these first: ${
+          (error as Error).message.split("\n")[0]
+        }`,
+      );
+    }
+    const worker = this.#worker;
+    this.#channel = new Channel<ToSandbox>(worker);
+    worker.onmessage = (event: MessageEvent<FromSandbox[]>) => {
+      for (const message of event.data) this.#receive(message);
+    };
+    worker.onerror = (event) => {
+      // Keep the worker's uncaught error from ending the server: the sandbox fails instead.
+      event.preventDefault();
+      this.fail(`uncaught error: ${event.message}`);
+    };
+    worker.onmessageerror = () => this.fail("a message from the sandbox could not be read");
+    const heartbeat = this.#config.duration("server", "sandbox_heartbeat_timeout") * 1000;
+    this.#watchdog = setInterval(() => this.#watch(heartbeat), Math.min(250, heartbeat / 4));
+
+    this.#channel.send({
+      t: "load",
+      name: this.name,
+      specifier: this.#spec.specifier,
+      config: [...this.#config.snapshot()].map(([s, o]) => [s, [...o]]),
+      maxBodySize: this.#config.int("server", "max_body_size"),
+      version: info.version,
+      coreRange: info.coreRange,
+      manifest: info.file,
+    });
+    const loaded = await this.#loaded.promise;
+
+    this.#extension = {
+      name: this.name,
+      version: loaded.version ?? info.version ?? "unversioned",
+      source: displaySource(this.#spec),
+      isolation: "worker",
+      permissions: describeGrant(this.#grant),
+      status: "loaded",
+      methods: loaded.methods.map(toMethod),
+    };
+    if (loaded.error && loaded.importFailed) {
+      // A module that throws at top level (or a sandbox that died loading it) fails only itself.
+      this.fail(loaded.error.message);
+      return this.#extension;
+    }
+    if (loaded.error) {
+      this.terminate();
+      throw rebuild(loaded.error);
+    }
+    for (const descriptor of loaded.slices) {
+      const proxy = new ProxySlice(descriptor, this);
+      this.#proxies.set(proxy.name, proxy);
+      context.registerSlice(proxy);
+    }
+    if (loaded.features) context.setFeatureManager(new StaticFeatures(loaded.features));
+    return this.#extension;
+  }
+
+  #receive(message: FromSandbox): void {
+    switch (message.t) {
+      case "res": {
+        const pending = this.#pending.get(message.id);
+        if (!pending) return;
+        this.#pending.delete(message.id);
+        pending.resolve(
+          new Response(message.body, { status: message.status, headers: message.headers }),
+        );
+        return;
+      }
+      case "done": {
+        const pending = this.#pending.get(message.id);
+        if (!pending) return;
+        this.#pending.delete(message.id);
+        if (message.error) pending.reject(rebuild(message.error));
+        else pending.resolve(undefined);
+        return;
+      }
+      case "beat":
+        this.#lastBeat = Date.now();
+        this.tasks = message.tasks;
+        return;
+      case "log":
+        this.#log.child(message.source).log(message.level, message.message);
+        return;
+      case "mount": {
+        const proxy = this.#proxies.get(message.slice);
+        proxy?.[INTERNALS].mount({
+          kind: "proxy",
+          location: message.location,
+          start: message.start,
+          forward: (request) => this.forward(request),
+        });
+        return;
+      }
+      case "loaded":
+        this.#lastBeat = Date.now();
+        this.#loaded.resolve(message);
+        return;
+    }
+  }
+
+  #watch(heartbeatMs: number): void {
+    const now = Date.now();
+    if (now - this.#lastBeat > heartbeatMs) {
+      this.fail(
+        `no heartbeat for ${heartbeatMs / 1000}s: the extension is busy (an endless loop?) or hung`,
+      );
+      return;
+    }
+    for (const [id, pending] of this.#pending) {
+      if (pending.deadline <= now) {
+        this.#pending.delete(id);
+        pending.onTimeout();
+      }
+    }
+  }
+
+  /** Runs a lifecycle operation of a slice in the sandbox. */
+  call(slice: string, op: SliceOperation, until: number): Promise<void> {
+    if (this.failure) return Promise.resolve();
+    const id = ++this.#nextId;
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(id, {
+        deadline: Number.POSITIVE_INFINITY,
+        resolve: () => resolve(),
+        reject: (error) => error instanceof SandboxFault ? resolve() : reject(error),
+        onTimeout: () => resolve(),
+      });
+      this.#channel!.send({ t: "call", id, slice, op, until });
+    });
+  }
+
+  /** Hands a request to the sandbox; answers 503 when it failed or does not answer in time. */
+  async forward(request: Request): Promise<Response> {
+    if (this.failure) return failure(503, `extension ${this.name} failed: ${this.failure}`);
+    const body = request.body ? await request.arrayBuffer() : null;
+    const id = ++this.#nextId;
+    const timeout = this.#config.duration("server", "sandbox_request_timeout");
+    return await new Promise<Response>((resolve) => {
+      this.#pending.set(id, {
+        deadline: Date.now() + timeout * 1000,
+        resolve: (response) => resolve(response as Response),
+        reject: () =>
+          resolve(
+            failure(503, `extension ${this.name} failed: ${this.failure ?? "sandbox ended"}`),
+          ),
+        onTimeout: () =>
+          resolve(failure(503, `extension ${this.name} did not answer within ${timeout}s`)),
+      });
+      this.#channel!.send(
+        {
+          t: "req",
+          id,
+          method: request.method,
+          url: request.url,
+          headers: [...request.headers],
+          body,
+        },
+        body ? [body] : undefined,
+      );
+    });
+  }
+
+  /** Marks the sandbox failed: its slices fail, pending work ends, its endpoints answer 503. */
+  fail(reason: string): void {
+    if (this.failure) return;
+    this.failure = reason;
+    this.#log.error(`extension ${this.name} failed: ${reason}`);
+    if (this.#extension) {
+      this.#extension.status = "failed";
+      this.#extension.failure = reason;
+    }
+    for (const proxy of this.#proxies.values()) {
+      proxy[INTERNALS].failure = `extension ${this.name} failed: ${reason}`;
+      if (proxy.status === "started") proxy[INTERNALS].setStatus("failed");
+    }
+    const fault = new SandboxFault(reason);
+    for (const pending of this.#pending.values()) pending.reject(fault);
+    this.#pending.clear();
+    // A sandbox that dies while loading counts as a module that could not be imported.
+    this.#loaded.resolve({
+      t: "loaded",
+      importFailed: true,
+      error: { name: "SandboxFault", code: undefined, message: reason },
+      slices: [],
+      methods: [],
+    });
+    this.terminate();
+  }
+
+  /**
+   * Ends the Worker. A Worker stuck in a synchronous loop is not stopped by terminate() and
+   * keeps its thread until the process exits; it no longer gets messages or requests.
+   */
+  terminate(): void {
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+    if (this.#worker) {
+      this.#worker.onmessage = null;
+      this.#worker.terminate();
+      this.#worker = undefined;
+    }
+  }
+
+  /** The stop deadline of one slice, from now. */
+  stopDeadline(): number {
+    return Date.now() + this.#config.duration("server", "slice_stop_timeout") * 1000;
+  }
+}
+
+function toMethod(descriptor: MethodDescriptor): MethodDefinition {
+  const definition = method({
+    path: descriptor.path,
+    operation: descriptor.operation,
+    apiVersion: descriptor.apiVersion,
+    args: z.any(),
+    clientTypes: descriptor.clientTypes,
+    summary: descriptor.summary,
+    description: descriptor.description,
+    status: descriptor.status,
+    enforceAuth: descriptor.enforceAuth,
+    maxBodySize: descriptor.maxBodySize,
+  });
+  return { ...definition, jsonSchemas: { args: descriptor.args, returns: descriptor.returns } };
+}
+
+/** Features an extension in a sandbox declared with setFeatureManager. */
+class StaticFeatures extends FeatureManager {
+  readonly #features: Feature[];
+  constructor(features: Feature[]) {
+    super();
+    this.#features = features;
+  }
+  override getFeatures(): Feature[] {
+    return this.#features;
+  }
+}
+
+/** A slice in a sandbox, as the server sees it. */
+class ProxySlice extends ServerSlice {
+  readonly #descriptor: SliceDescriptor;
+  readonly #sandbox: Sandbox;
+
+  constructor(descriptor: SliceDescriptor, sandbox: Sandbox) {
+    super(descriptor.name);
+    this.#descriptor = descriptor;
+    this.#sandbox = sandbox;
+    for (const handled of descriptor.handles) {
+      addHandler(this, {
+        method: toMethod(handled),
+        call: () => {
+          throw new Error("a sandboxed method is forwarded, not called");
+        },
+        forward: (request) => sandbox.forward(request),
+      });
+    }
+  }
+
+  override getDependencies(): string[] {
+    return this.#descriptor.dependencies;
+  }
+  override getDependedBy(): string[] {
+    return this.#descriptor.dependedBy;
+  }
+  override prestart(): Promise<void> {
+    return this.#sandbox.call(this.name, "prestart", Number.POSITIVE_INFINITY);
+  }
+  override start(): Promise<void> {
+    return this.#sandbox.call(this.name, "start", Number.POSITIVE_INFINITY);
+  }
+  override prestop(): Promise<void> {
+    return this.#sandbox.call(this.name, "prestop", this.#sandbox.stopDeadline());
+  }
+  override stop(): Promise<void> {
+    return this.#sandbox.call(this.name, "stop", this.#sandbox.stopDeadline());
+  }
+  override scheduledTasks(): ScheduledTaskInfo[] {
+    return this.#sandbox.tasks[this.name] ?? [];
+  }
+}

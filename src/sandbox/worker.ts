@@ -1,0 +1,202 @@
+/**
+ * The inside of a sandbox: runs in a Worker whose `deno.permissions` are the extension's grant.
+ * It imports the extension, runs `setup`, and then serves the server's lifecycle calls and
+ * forwarded requests for the slices `setup` registered. Importing the library here first means
+ * the extension's own `import "@inmanta/server"` needs no read permission.
+ *
+ * @module
+ */
+import { Registry } from "../application.ts";
+import { Config } from "../config/config.ts";
+import { ExtensionError, SliceError } from "../errors.ts";
+import type { ExtensionSpec } from "../extensions/discovery.ts";
+import { type ExtensionModule, importExtension, setUpExtension } from "../extensions/host.ts";
+import { buildApp, type FetchHandler } from "../http/api.ts";
+import { StaticTable } from "../http/static.ts";
+import { Logger } from "../log.ts";
+import type { MethodDefinition } from "../protocol/method.ts";
+import { schemaOf } from "../protocol/openapi.ts";
+import { collectRoutes, type Route } from "../protocol/routes.ts";
+import { prestopSlice, stopSlice } from "../slices/lifecycle.ts";
+import { INTERNALS, type ServerSlice, type SliceServer } from "../slices/slice.ts";
+import {
+  Channel,
+  describe,
+  type FromSandbox,
+  type MethodDescriptor,
+  type Port,
+  type ToSandbox,
+} from "./protocol.ts";
+import "../mod.ts";
+
+const scope = globalThis as unknown as Port & {
+  onmessage: ((event: MessageEvent<ToSandbox[]>) => void) | null;
+};
+const channel = new Channel<FromSandbox>(scope);
+const logger = new Logger("silent");
+logger.onRecord(({ level, source, message }) => channel.send({ t: "log", level, source, message }));
+
+let slices = new Map<string, ServerSlice>();
+let app: FetchHandler | undefined;
+let view: SliceServer | undefined;
+
+/** How often the sandbox says it is alive; the server declares it hung after its own timeout. */
+const HEARTBEAT_MS = 200;
+
+function descriptor(method: MethodDefinition): MethodDescriptor {
+  return {
+    operation: method.operation,
+    path: method.path,
+    apiVersion: method.apiVersion,
+    clientTypes: [...method.clientTypes],
+    summary: method.summary,
+    description: method.description,
+    status: method.status,
+    enforceAuth: method.enforceAuth,
+    maxBodySize: method.maxBodySize,
+    args: schemaOf(method.args, "input"),
+    returns: schemaOf(method.returns, "output"),
+  };
+}
+
+async function load(message: Extract<ToSandbox, { t: "load" }>): Promise<void> {
+  const config = new Config([new Map(message.config.map(([s, o]) => [s, new Map(o)]))]);
+  const registry = new Registry(config);
+  const spec: ExtensionSpec = {
+    name: message.name,
+    specifier: message.specifier,
+    origin: "path",
+  };
+  let module: ExtensionModule;
+  try {
+    module = await importExtension(spec);
+  } catch (error) {
+    channel.send({
+      t: "loaded",
+      importFailed: true,
+      error: describe(error),
+      slices: [],
+      methods: [],
+    });
+    return;
+  }
+  try {
+    const { version, methods } = await setUpExtension(
+      spec,
+      module,
+      registry.contextFor(message.name),
+      { coreRange: message.coreRange, version: message.version, file: message.manifest },
+    );
+    const statics = new StaticTable();
+    for (const slice of registry.slices) {
+      const internals = slice[INTERNALS];
+      internals.attach(logger.child(slice.name));
+      const announce = (location: string, start: boolean) =>
+        channel.send({ t: "mount", slice: slice.name, location, start });
+      const add = (mount: Parameters<StaticTable["add"]>[0]) => {
+        statics.add(mount, slice.name);
+        announce(mount.location, mount.kind === "directory" && mount.start);
+      };
+      for (const mount of internals.mounts) add(mount);
+      internals.onMount = add;
+      slices.set(slice.name, slice);
+    }
+    const routes: Route[] = collectRoutes(registry.slices, [{ name: message.name, methods }]);
+    app = buildApp({
+      routes,
+      statics,
+      log: logger.child(message.name),
+      maxBodySize: message.maxBodySize,
+    });
+    view = {
+      config,
+      getSlice: <T extends ServerSlice>(name: string): T => {
+        const slice = slices.get(name);
+        if (!slice) {
+          throw new SliceError(
+            "slice.not_reachable",
+            `slice ${name} is not reachable from sandboxed extension ${message.name}`,
+          );
+        }
+        return slice as T;
+      },
+    };
+    channel.send({
+      t: "loaded",
+      version,
+      slices: registry.slices.map((slice) => ({
+        name: slice.name,
+        dependencies: slice.getDependencies(),
+        dependedBy: slice.getDependedBy(),
+        handles: routes.filter((r) => r.slice === slice).map((r) => descriptor(r.method)),
+      })),
+      methods: methods.map(descriptor),
+      features: registry.featureOwner ? registry.featureManager.getFeatures() : undefined,
+    });
+  } catch (error) {
+    slices = new Map();
+    channel.send({ t: "loaded", error: describe(error), slices: [], methods: [] });
+  }
+}
+
+async function call(message: Extract<ToSandbox, { t: "call" }>): Promise<void> {
+  const slice = slices.get(message.slice);
+  try {
+    if (!slice) throw new ExtensionError("sandbox.slice", `no slice ${message.slice} here`);
+    switch (message.op) {
+      case "prestart":
+        slice[INTERNALS].setStatus("starting");
+        await slice.prestart(view!);
+        break;
+      case "start":
+        await slice.start();
+        slice[INTERNALS].setStatus("started");
+        break;
+      case "prestop":
+        await prestopSlice(slice, logger, message.until);
+        break;
+      case "stop":
+        await stopSlice(slice, logger, message.until);
+        break;
+    }
+    channel.send({ t: "done", id: message.id });
+  } catch (error) {
+    if (error instanceof Error && error.stack) logger.child(message.slice).debug(error.stack);
+    channel.send({ t: "done", id: message.id, error: describe(error) });
+  }
+}
+
+async function request(message: Extract<ToSandbox, { t: "req" }>): Promise<void> {
+  let response: Response;
+  try {
+    response = await app!(
+      new Request(message.url, {
+        method: message.method,
+        headers: message.headers,
+        body: message.body,
+      }),
+    );
+  } catch (error) {
+    logger.error(`request ${message.method} ${message.url} failed: ${describe(error).message}`);
+    response = Response.json({ message: "internal server error" }, { status: 500 });
+  }
+  const body = response.body ? await response.arrayBuffer() : null;
+  channel.send(
+    { t: "res", id: message.id, status: response.status, headers: [...response.headers], body },
+    body ? [body] : undefined,
+  );
+}
+
+scope.onmessage = (event) => {
+  for (const message of event.data) {
+    if (message.t === "req") void request(message);
+    else if (message.t === "call") void call(message);
+    else if (message.t === "load") void load(message);
+  }
+};
+
+setInterval(() => {
+  const tasks: Record<string, ReturnType<ServerSlice["scheduledTasks"]>> = {};
+  for (const [name, slice] of slices) tasks[name] = slice.scheduledTasks();
+  channel.send({ t: "beat", tasks });
+}, HEARTBEAT_MS);
