@@ -131,3 +131,15 @@ export async function rawStatus(baseUrl: string, target: string, method = "GET")
     }
   }
 }
+
+/** Resolves with the first record the server logs from now on that matches `predicate`. */
+export function logged(
+  test: TestServer,
+  predicate: (record: LogRecord) => boolean,
+): Promise<LogRecord> {
+  const { promise, resolve } = Promise.withResolvers<LogRecord>();
+  test.server.logger.onRecord((record) => {
+    if (predicate(record)) resolve(record);
+  });
+  return promise;
+}
