@@ -4,76 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getJson, tempDir, writeExtension } from "./helpers.ts";
-
-const PROJECT = new URL("..", import.meta.url).pathname;
-const TASK = JSON.parse(await Deno.readTextFile(join(PROJECT, "deno.json"))).tasks.serve as string;
-/** The serve task's permission flags, so the tests run the server as `deno task serve` does. */
-const SERVE_FLAGS = TASK.split(" ").filter((word) => word.startsWith("--allow-"));
-
-interface Running {
-  process: Deno.ChildProcess;
-  /** Resolves with the first stderr line matching `pattern`. */
-  line(pattern: RegExp): Promise<string>;
-  /** All stderr so far. */
-  stderr(): string;
-}
-
-/** The serve task's flags, with `extraRead` added to what it may read. */
-function flags(extraRead: string[]): string[] {
-  return SERVE_FLAGS.map((f) =>
-    f.startsWith("--allow-read=") && extraRead.length ? `${f},${extraRead.join(",")}` : f
-  );
-}
-
-function serve(args: string[], extraRead: string[] = []): Running {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags(extraRead), "main.ts", ...args],
-    cwd: PROJECT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  let text = "";
-  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  const check = () => {
-    for (const w of [...waiters]) {
-      const line = text.split("\n").find((l) => w.pattern.test(l));
-      if (line !== undefined) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-    }
-  };
-  const reading = (async () => {
-    for await (const chunk of process.stderr.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-      check();
-    }
-  })();
-  void process.stdout.cancel();
-  return {
-    process,
-    line: (pattern) =>
-      new Promise((resolve, reject) => {
-        waiters.push({ pattern, resolve });
-        check();
-        reading.then(() => {
-          if (waiters.some((w) => w.pattern === pattern)) {
-            reject(new Error(`process ended without printing ${pattern}:\n${text}`));
-          }
-        });
-      }),
-    stderr: () => text,
-  };
-}
+import { getJson, PROJECT, serve, serveFlags, tempDir, writeExtension } from "./helpers.ts";
 
 async function run(
   args: string[],
   extraRead: string[] = [],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags(extraRead), "main.ts", ...args],
+    args: ["run", ...serveFlags(extraRead), "main.ts", ...args],
     cwd: PROJECT,
     env: { NO_COLOR: "1" },
   }).output();
