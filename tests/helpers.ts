@@ -168,13 +168,17 @@ export function serveFlags(extraRead: string[]): string[] {
 }
 
 /** Runs `main.ts` as `deno task serve` does, with `extraRead` added to what it may read. */
-export function serve(args: string[], extraRead: string[] = []): Running {
+export function serve(
+  args: string[],
+  extraRead: string[] = [],
+  extra: { env?: Record<string, string>; flags?: string[] } = {},
+): Running {
   const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...serveFlags(extraRead), "main.ts", ...args],
+    args: ["run", ...serveFlags(extraRead), ...(extra.flags ?? []), "main.ts", ...args],
     cwd: PROJECT,
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...extra.env },
   }).spawn();
   let text = "";
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];

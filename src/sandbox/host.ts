@@ -16,6 +16,7 @@ import {
   SliceError,
 } from "../errors.ts";
 import type { ExtensionSpec } from "../extensions/discovery.ts";
+import { prefetch } from "../extensions/fetch.ts";
 import {
   displaySource,
   type ExtensionHost,
@@ -102,7 +103,9 @@ export class SandboxHost implements ExtensionHost {
       },
     });
     const isolation = context.config.string(section, "isolation");
+    const remote = spec.origin === "jsr" || spec.origin === "url";
     if (isolation === "none") {
+      if (remote) await prefetch(spec);
       this.#log.warning(
         `extension ${spec.name} runs in-process with all of the server's permissions (${section}.isolation = none)`,
       );
@@ -122,6 +125,25 @@ export class SandboxHost implements ExtensionHost {
     // The sandbox imports its own module: a remote source's host is part of its grant.
     const host = importHost(spec);
     if (host && grant.import !== true) grant.import = [...(grant.import || []), host];
+    if (remote) {
+      try {
+        await prefetch(spec);
+      } catch (error) {
+        // Like a module that cannot be imported: the extension fails, the server goes on.
+        const reason = (error as Error).message;
+        this.#log.error(`extension ${spec.name} failed: ${reason}`);
+        return {
+          name: spec.name,
+          version: "unknown",
+          source: displaySource(spec),
+          isolation: "worker",
+          permissions: describeGrant(grant),
+          status: "failed",
+          failure: reason,
+          methods: [],
+        };
+      }
+    }
     const sandbox = new Sandbox(spec, grant, context.config, this.#log);
     this.#sandboxes.push(sandbox);
     return await sandbox.load(context);
