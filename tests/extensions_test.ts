@@ -286,6 +286,6 @@ Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by D
   assert.equal(failed.status, "failed");
   assert.match(
     failed.failure!,
-    /^extension remote: cannot import http:\/\/127\.0\.0\.1:\d+\/nothing\.ts: /,
+    /^extension remote: cannot fetch http:\/\/127\.0\.0\.1:(\d+)\/nothing\.ts: Module not found "http:\/\/127\.0\.0\.1:\1\/nothing\.ts"\.$/,
   );
 });
