@@ -7,9 +7,9 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Context, MiddlewareHandler } from "hono";
-import { z } from "zod";
 import { describeError, HttpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { Invoker, toResponse } from "../protocol/invoke.ts";
 import { QUERY_OPERATIONS } from "../protocol/method.ts";
 import type { Route } from "../protocol/routes.ts";
 import { INTERNALS } from "../slices/slice.ts";
@@ -29,28 +29,6 @@ export interface AppOptions {
 
 /** A request handler, as Deno.serve takes it. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
-
-type Shape = Record<string, z.ZodType>;
-
-/** Unwraps optional/default/nullable wrappers to see whether a field is an array. */
-function isArraySchema(schema: z.ZodType): boolean {
-  let current: z.ZodType | undefined = schema;
-  for (let depth = 0; current && depth < 10; depth++) {
-    if (current instanceof z.ZodArray) return true;
-    current = (current as unknown as { _zod: { def: { innerType?: z.ZodType } } })._zod.def
-      .innerType;
-  }
-  return false;
-}
-
-function issueText(error: z.ZodError): string {
-  return error.issues.slice(0, 5).map((issue) => {
-    const field = issue.path.map(String).join(".");
-    return field
-      ? `invalid argument '${field}': ${issue.message}`
-      : `invalid arguments: ${issue.message}`;
-  }).join("; ");
-}
 
 function failure(status: number, message: string): Response {
   return Response.json({ message }, { status });
@@ -86,8 +64,6 @@ export function buildApp(options: AppOptions): FetchHandler {
       method.url,
       (operationsByUrl.get(method.url) ?? new Set()).add(method.operation),
     );
-    const shape: Shape = method.args instanceof z.ZodObject ? method.args.shape : {};
-    const arrayKeys = new Set(Object.keys(shape).filter((k) => isArraySchema(shape[k])));
     const inQuery = QUERY_OPERATIONS.has(method.operation);
     const handlers: MiddlewareHandler[] = [];
     if (!inQuery) {
@@ -97,6 +73,7 @@ export function buildApp(options: AppOptions): FetchHandler {
         onError: () => failure(413, `request body is larger than ${maxSize} bytes`),
       }));
     }
+    const invoker = new Invoker(route, options.log);
     handlers.push(async (c: Context) => {
       if (route.slice.status !== "started") {
         const why = route.slice[INTERNALS].failure;
@@ -107,25 +84,22 @@ export function buildApp(options: AppOptions): FetchHandler {
             : `slice ${route.slice.name} is not started (${route.slice.status})`,
         );
       }
-      if (route.handler.forward) return await route.handler.forward(c.req.raw);
-      const raw: Record<string, unknown> | Response = inQuery
-        ? decodeQuery(c.req.url, arrayKeys)
-        : await decodeBody(c.req.raw);
-      if (raw instanceof Response) return raw;
-      Object.assign(raw, c.req.param());
-      const parsed = await method.args.safeParseAsync(raw);
-      if (!parsed.success) return failure(400, issueText(parsed.error));
       const request = c.req.raw;
-      const data = await route.handler.call(parsed.data, {
-        request,
-        // Lazy: touching request.signal costs every request, and few handlers need it.
-        get signal() {
-          return request.signal;
-        },
-      });
-      // A handler may answer for itself (the OpenAPI document is not enveloped).
-      if (data instanceof Response) return data;
-      return Response.json({ data: data ?? null }, { status: method.status });
+      const forward = route.handler.forward;
+      if (forward) return await forward(request, c.req.param());
+      const url = request.url;
+      const query = url.indexOf("?");
+      return toResponse(
+        await invoker.invoke({
+          method: request.method,
+          path: c.req.path,
+          params: c.req.param(),
+          search: inQuery && query >= 0 ? url.slice(query) : "",
+          body: inQuery ? "" : await request.text(),
+          request: () => request,
+          signal: () => request.signal,
+        }),
+      );
     });
     app.on(method.operation, [method.url], ...(handlers as [MiddlewareHandler]));
   }
@@ -143,29 +117,4 @@ export function buildApp(options: AppOptions): FetchHandler {
     return await options.statics.serve(c.req.raw, pathname) ?? c.notFound();
   });
   return app.fetch;
-}
-
-function decodeQuery(url: string, arrayKeys: Set<string>): Record<string, unknown> {
-  const params = new URL(url).searchParams;
-  const out: Record<string, unknown> = {};
-  for (const key of new Set(params.keys())) {
-    const values = params.getAll(key);
-    out[key] = values.length > 1 || arrayKeys.has(key) ? values : values[0];
-  }
-  return out;
-}
-
-async function decodeBody(request: Request): Promise<Record<string, unknown> | Response> {
-  const text = await request.text();
-  if (text.trim() === "") return {};
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch (error) {
-    return failure(400, `request body is not valid JSON: ${describeError(error)}`);
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    return failure(400, "request body must be a JSON object of arguments");
-  }
-  return body as Record<string, unknown>;
 }

@@ -169,7 +169,7 @@ export interface BoundHandler {
    * When set, the whole request is handed over undecoded (a sandboxed slice decodes and
    * validates on its side of the boundary) and `call` is not used.
    */
-  forward?: (request: Request) => Promise<Response>;
+  forward?: (request: Request, params: Record<string, string>) => Promise<Response>;
 }
 
 const HANDLERS = new WeakMap<object, BoundHandler[]>();

@@ -31,6 +31,7 @@ import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
 import { INTERNALS, ServerSlice } from "../slices/slice.ts";
 import { describeGrant, type Grant, parseGrant, workerPermissions } from "./grant.ts";
 import {
+  type Batch,
   Channel,
   type ErrorDescriptor,
   type FromSandbox,
@@ -68,6 +69,8 @@ function importHost(spec: ExtensionSpec): string | undefined {
   }
   return new URL(registry || "https://jsr.io").host;
 }
+
+const JSON_HEADERS: HeadersInit = { "content-type": "application/json" };
 
 /** A sandbox that failed: its pending calls end with this. */
 class SandboxFault extends Error {}
@@ -188,7 +191,11 @@ class Sandbox {
     this.#grant = grant;
     this.#config = config;
     this.#log = log;
+    // Read once: a configuration lookup consults the environment, too slow for every request.
+    this.#requestTimeout = config.duration("server", "sandbox_request_timeout");
   }
+
+  readonly #requestTimeout: number;
 
   get name(): string {
     return this.#spec.name;
@@ -216,8 +223,8 @@ class Sandbox {
     }
     const worker = this.#worker;
     this.#channel = new Channel<ToSandbox>(worker);
-    worker.onmessage = (event: MessageEvent<FromSandbox[]>) => {
-      for (const message of event.data) this.#receive(message);
+    worker.onmessage = (event: MessageEvent<Batch>) => {
+      for (const message of Channel.decode<FromSandbox>(event.data)) this.#receive(message);
     };
     worker.onerror = (event) => {
       // Keep the worker's uncaught error from ending the server: the sandbox fails instead.
@@ -275,6 +282,15 @@ class Sandbox {
         this.#pending.delete(message.id);
         pending.resolve(
           new Response(message.body, { status: message.status, headers: message.headers }),
+        );
+        return;
+      }
+      case "json": {
+        const pending = this.#pending.get(message.id);
+        if (!pending) return;
+        this.#pending.delete(message.id);
+        pending.resolve(
+          new Response(message.json, { status: message.status, headers: JSON_HEADERS }),
         );
         return;
       }
@@ -341,12 +357,18 @@ class Sandbox {
     });
   }
 
-  /** Hands a request to the sandbox; answers 503 when it failed or does not answer in time. */
-  async forward(request: Request): Promise<Response> {
+  /**
+   * Hands a request to the sandbox; answers 503 when it failed or does not answer in time.
+   * With `api`, the request is a call of that method the server already routed.
+   */
+  async forward(
+    request: Request,
+    api?: { key: string; params: Record<string, string> },
+  ): Promise<Response> {
     if (this.failure) return failure(503, `extension ${this.name} failed: ${this.failure}`);
     const body = request.body ? await request.arrayBuffer() : null;
     const id = ++this.#nextId;
-    const timeout = this.#config.duration("server", "sandbox_request_timeout");
+    const timeout = this.#requestTimeout;
     return await new Promise<Response>((resolve) => {
       this.#pending.set(id, {
         deadline: Date.now() + timeout * 1000,
@@ -358,16 +380,15 @@ class Sandbox {
         onTimeout: () =>
           resolve(failure(503, `extension ${this.name} did not answer within ${timeout}s`)),
       });
+      const common = {
+        id,
+        method: request.method,
+        url: request.url,
+        headers: [...request.headers],
+        body,
+      };
       this.#channel!.send(
-        {
-          t: "req",
-          id,
-          method: request.method,
-          url: request.url,
-          headers: [...request.headers],
-          body,
-        },
-        body ? [body] : undefined,
+        api ? { t: "api", key: api.key, params: api.params, ...common } : { t: "req", ...common },
       );
     });
   }
@@ -457,12 +478,14 @@ class ProxySlice extends ServerSlice {
     this.#descriptor = descriptor;
     this.#sandbox = sandbox;
     for (const handled of descriptor.handles) {
+      const method = toMethod(handled);
+      const key = `${method.operation} ${method.url}`;
       addHandler(this, {
-        method: toMethod(handled),
+        method,
         call: () => {
           throw new Error("a sandboxed method is forwarded, not called");
         },
-        forward: (request) => sandbox.forward(request),
+        forward: (request, params) => sandbox.forward(request, { key, params }),
       });
     }
   }
@@ -474,10 +497,10 @@ class ProxySlice extends ServerSlice {
     return this.#descriptor.dependedBy;
   }
   override prestart(): Promise<void> {
-    return this.#sandbox.call(this.name, "prestart", Number.POSITIVE_INFINITY);
+    return this.#sandbox.call(this.name, "prestart", 0);
   }
   override start(): Promise<void> {
-    return this.#sandbox.call(this.name, "start", Number.POSITIVE_INFINITY);
+    return this.#sandbox.call(this.name, "start", 0);
   }
   override prestop(): Promise<void> {
     return this.#sandbox.call(this.name, "prestop", this.#sandbox.stopDeadline());

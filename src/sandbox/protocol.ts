@@ -64,6 +64,17 @@ export type ToSandbox =
     url: string;
     headers: [string, string][];
     body: ArrayBuffer | null;
+  }
+  | {
+    /** A call of an API method the server already routed: `key` is `<operation> <url>`. */
+    t: "api";
+    id: number;
+    key: string;
+    params: Record<string, string>;
+    method: string;
+    url: string;
+    headers: [string, string][];
+    body: ArrayBuffer | null;
   };
 
 /** Sandbox → server. */
@@ -87,6 +98,7 @@ export type FromSandbox =
     headers: [string, string][];
     body: ArrayBuffer | null;
   }
+  | { t: "json"; id: number; status: number; json: string }
   | { t: "log"; level: LogLevel; source: string; message: string }
   | { t: "mount"; slice: string; location: string; start: boolean }
   | { t: "beat"; tasks: Record<string, ScheduledTaskInfo[]> };
@@ -96,11 +108,21 @@ export interface Port {
   postMessage(message: unknown, transfer: Transferable[]): void;
 }
 
-/** Sends messages in batches: everything sent in one microtask goes in one postMessage. */
-export class Channel<T> {
+/** What crosses in one postMessage: the messages as JSON, their bodies handed over apart. */
+export interface Batch {
+  json: string;
+  buffers: ArrayBuffer[];
+}
+
+/**
+ * Sends messages in batches: everything sent in one microtask goes in one postMessage, as one
+ * JSON string (far cheaper to clone than many small objects) plus the request and response
+ * bodies, which are transferred, not copied.
+ */
+export class Channel<T extends object> {
   readonly #port: Port;
   #queue: T[] = [];
-  #transfer: Transferable[] = [];
+  #buffers: ArrayBuffer[] = [];
   #scheduled = false;
 
   /** @param port where batches are posted */
@@ -108,10 +130,14 @@ export class Channel<T> {
     this.#port = port;
   }
 
-  /** Queues a message; `transfer` lists buffers handed over without copying. */
-  send(message: T, transfer?: Transferable[]): void {
+  /** Queues a message; its `body`, if any, is transferred without copying. */
+  send(message: T): void {
+    const body = (message as { body?: unknown }).body;
+    if (body instanceof ArrayBuffer) {
+      this.#buffers.push(body);
+      message = { ...message, body: this.#buffers.length - 1 };
+    }
     this.#queue.push(message);
-    if (transfer) this.#transfer.push(...transfer);
     if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(() => this.flush());
@@ -122,11 +148,21 @@ export class Channel<T> {
   flush(): void {
     this.#scheduled = false;
     if (this.#queue.length === 0) return;
-    const batch = this.#queue;
-    const transfer = this.#transfer;
+    const batch: Batch = { json: JSON.stringify(this.#queue), buffers: this.#buffers };
     this.#queue = [];
-    this.#transfer = [];
-    this.#port.postMessage(batch, transfer);
+    this.#buffers = [];
+    this.#port.postMessage(batch, batch.buffers);
+  }
+
+  /** The messages of a batch received from the other side. */
+  static decode<T extends object>(batch: Batch): T[] {
+    const messages = JSON.parse(batch.json) as (T & { body?: number | null })[];
+    for (const message of messages) {
+      if (typeof message.body === "number") {
+        (message as { body: ArrayBuffer }).body = batch.buffers[message.body];
+      }
+    }
+    return messages as T[];
   }
 }
 

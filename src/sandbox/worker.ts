@@ -15,11 +15,13 @@ import { buildApp, type FetchHandler } from "../http/api.ts";
 import { StaticTable } from "../http/static.ts";
 import { Logger } from "../log.ts";
 import type { MethodDefinition } from "../protocol/method.ts";
+import { Invoker } from "../protocol/invoke.ts";
 import { schemaOf } from "../protocol/openapi.ts";
 import { collectRoutes, type Route } from "../protocol/routes.ts";
 import { prestopSlice, stopSlice } from "../slices/lifecycle.ts";
 import { INTERNALS, type ServerSlice, type SliceServer } from "../slices/slice.ts";
 import {
+  type Batch,
   Channel,
   describe,
   type FromSandbox,
@@ -30,13 +32,16 @@ import {
 import "../mod.ts";
 
 const scope = globalThis as unknown as Port & {
-  onmessage: ((event: MessageEvent<ToSandbox[]>) => void) | null;
+  onmessage: ((event: MessageEvent<Batch>) => void) | null;
 };
 const channel = new Channel<FromSandbox>(scope);
 const logger = new Logger("silent");
 logger.onRecord(({ level, source, message }) => channel.send({ t: "log", level, source, message }));
 
 let slices = new Map<string, ServerSlice>();
+const invokers = new Map<string, Invoker>();
+const decoder = new TextDecoder();
+const NEVER = new AbortController().signal;
 let app: FetchHandler | undefined;
 let view: SliceServer | undefined;
 
@@ -102,6 +107,12 @@ async function load(message: Extract<ToSandbox, { t: "load" }>): Promise<void> {
       slices.set(slice.name, slice);
     }
     const routes: Route[] = collectRoutes(registry.slices, [{ name: message.name, methods }]);
+    for (const route of routes) {
+      invokers.set(
+        `${route.method.operation} ${route.method.url}`,
+        new Invoker(route, logger.child(message.name)),
+      );
+    }
     app = buildApp({
       routes,
       statics,
@@ -180,16 +191,38 @@ async function request(message: Extract<ToSandbox, { t: "req" }>): Promise<void>
     logger.error(`request ${message.method} ${message.url} failed: ${describe(error).message}`);
     response = Response.json({ message: "internal server error" }, { status: 500 });
   }
+  await respond(message.id, response);
+}
+
+async function respond(id: number, response: Response): Promise<void> {
   const body = response.body ? await response.arrayBuffer() : null;
-  channel.send(
-    { t: "res", id: message.id, status: response.status, headers: [...response.headers], body },
-    body ? [body] : undefined,
-  );
+  channel.send({ t: "res", id, status: response.status, headers: [...response.headers], body });
+}
+
+/** An API call the server routed: no Request, no router, no Response unless needed. */
+async function api(message: Extract<ToSandbox, { t: "api" }>): Promise<void> {
+  const { url, method } = message;
+  const query = url.indexOf("?");
+  const outcome = await invokers.get(message.key)!.invoke({
+    method,
+    path: url.slice(url.indexOf("/", url.indexOf("//") + 2), query >= 0 ? query : undefined),
+    params: message.params,
+    search: query >= 0 ? url.slice(query) : "",
+    body: message.body ? decoder.decode(message.body) : "",
+    request: () => new Request(url, { method, headers: message.headers, body: message.body }),
+    signal: () => NEVER,
+  });
+  if ("json" in outcome) {
+    channel.send({ t: "json", id: message.id, status: outcome.status, json: outcome.json });
+  } else {
+    await respond(message.id, outcome.response);
+  }
 }
 
 scope.onmessage = (event) => {
-  for (const message of event.data) {
-    if (message.t === "req") void request(message);
+  for (const message of Channel.decode<ToSandbox>(event.data)) {
+    if (message.t === "api") void api(message);
+    else if (message.t === "req") void request(message);
     else if (message.t === "call") void call(message);
     else if (message.t === "load") void load(message);
   }

@@ -1,0 +1,198 @@
+/**
+ * Load benchmark: wrk against a raw Deno.serve (the baseline), a plain hono app with the same
+ * routes, and the server with 200 routes over 20 extensions, in-process and sandboxed, plus a
+ * static file and the 404 path. Every figure is reported as a ratio to the baseline measured in
+ * the same run. `deno task bench` runs it; `--quick` runs each target briefly (CI smoke).
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const PROJECT = fileURLToPath(new URL("..", import.meta.url));
+const QUICK = Deno.args.includes("--quick");
+const DURATION = QUICK ? "1s" : "8s";
+const CONNECTIONS = 50;
+
+interface Result {
+  target: string;
+  requestsPerSecond: number;
+  p50ms: number;
+  p99ms: number;
+  non2xx: number;
+  ratio?: number;
+}
+
+async function ensureWrk(): Promise<void> {
+  try {
+    await new Deno.Command("wrk", { args: ["--version"], stdout: "null", stderr: "null" }).output();
+  } catch {
+    console.error("wrk is missing: installing Debian's package");
+    const apt = await new Deno.Command("apt-get", { args: ["install", "-y", "wrk"] }).output();
+    if (!apt.success) throw new Error("cannot install wrk (apt-get install -y wrk)");
+  }
+}
+
+/** Writes 20 extensions with 10 GET routes each (and a static folder) under `root`. */
+async function writeExtensions(root: string): Promise<void> {
+  for (let e = 0; e < 20; e++) {
+    const dir = join(root, "inmanta_ext", `ext${e}`);
+    await Deno.mkdir(join(dir, "static"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "static", "index.html"), "<h1>bench</h1>\n".repeat(20));
+    const methods = Array.from(
+      { length: 10 },
+      (_, r) =>
+        `export const m${r} = method({ path: "/ext${e}/item${r}/:id", operation: "GET", args: z.object({ id: z.string() }) });`,
+    );
+    const handlers = Array.from(
+      { length: 10 },
+      (_, r) => `  @handle(m${r}) h${r}({ id }) { return { id }; }`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "extension.ts"),
+      `import { handle, method, ServerSlice, z } from "@inmanta/server";
+${methods.join("\n")}
+class Bench extends ServerSlice {
+${handlers.join("\n")}
+  prestart() { this.addStaticHandler("/static${e}", new URL("./static/", import.meta.url)); }
+}
+export function setup(app) { app.registerSlice(new Bench("ext${e}.main")); }
+`,
+    );
+  }
+}
+
+interface Target {
+  name: string;
+  args: string[];
+  path: string;
+}
+
+async function run(target: Target): Promise<Result> {
+  const child = new Deno.Command("deno", {
+    args: target.args,
+    cwd: PROJECT,
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let url: string | undefined;
+  while (!url) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${target.name} ended before listening:\n${text}`);
+    text += value;
+    url = /server running at (\S+)/.exec(text)?.[1];
+  }
+  void (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const wrk = async (duration: string) =>
+    new TextDecoder().decode(
+      (await new Deno.Command("wrk", {
+        args: ["-t1", `-c${CONNECTIONS}`, `-d${duration}`, "--latency", `${url}${target.path}`],
+        stdout: "piped",
+      }).output()).stdout,
+    );
+  await wrk("1s"); // warm-up (JIT, connections)
+  const out = await wrk(DURATION);
+  child.kill("SIGTERM");
+  await child.status;
+  const ms = (label: string) => {
+    const m = new RegExp(`${label}\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    if (!m) return NaN;
+    return Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[m[2]];
+  };
+  return {
+    target: target.name,
+    requestsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
+    p50ms: ms("50%"),
+    p99ms: ms("99%"),
+    non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0),
+  };
+}
+
+if (import.meta.main) {
+  await ensureWrk();
+  const root = await Deno.makeTempDir({ prefix: "inmanta-bench-" });
+  await writeExtensions(root);
+  const enabled = Array.from({ length: 20 }, (_, e) => `ext${e}`).join(",");
+  const config = async (isolation: string) => {
+    const file = join(root, `${isolation}.cfg`);
+    await Deno.writeTextFile(
+      file,
+      `[server]\nenabled_extensions = ${enabled}\nextension_path = ${root}\n` +
+        Array.from({ length: 20 }, (_, e) => `[extension.ext${e}]\nisolation = ${isolation}\n`)
+          .join(""),
+    );
+    return file;
+  };
+  const serve = (cfg: string) => [
+    "run",
+    "--allow-read",
+    "--allow-net=127.0.0.1",
+    "--allow-env=INMANTA_*,JSR_URL",
+    "--allow-run=deno",
+    "main.ts",
+    "--config",
+    cfg,
+    "--port",
+    "0",
+  ];
+  const inProcess = await config("none");
+  const sandboxed = await config("worker");
+  const route = "/api/v2/ext7/item3/abc";
+  const targets: Target[] = [
+    {
+      name: "raw Deno.serve (baseline)",
+      args: ["run", "--allow-net=127.0.0.1", "bench/targets/raw.ts"],
+      path: route,
+    },
+    {
+      name: "plain hono, 200 routes",
+      args: ["run", "--allow-net=127.0.0.1", "bench/targets/hono.ts"],
+      path: route,
+    },
+    { name: "server in-process, 200 routes / 20 extensions", args: serve(inProcess), path: route },
+    {
+      name: "server sandboxed (worker), 200 routes / 20 extensions",
+      args: serve(sandboxed),
+      path: route,
+    },
+    { name: "static file (in-process)", args: serve(inProcess), path: "/static7/index.html" },
+    { name: "404 path", args: serve(inProcess), path: "/api/v2/nothing/here" },
+  ];
+  const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7);
+  const results: Result[] = [];
+  for (const target of targets.filter((t, i) => i === 0 || !only || t.name.includes(only))) {
+    const result = await run(target);
+    result.ratio = result.requestsPerSecond /
+      (results[0]?.requestsPerSecond ?? result.requestsPerSecond);
+    results.push(result);
+    console.error(`${target.name}: ${Math.round(result.requestsPerSecond)} req/s`);
+  }
+  await Deno.remove(root, { recursive: true });
+
+  const rows = results.map((r) =>
+    `| ${r.target} | ${Math.round(r.requestsPerSecond)} | ${(r.ratio! * 100).toFixed(0)}% | ${
+      r.p50ms.toFixed(2)
+    } | ${r.p99ms.toFixed(2)} |`
+  );
+  console.log(
+    [
+      `wrk -t1 -c${CONNECTIONS} -d${DURATION} on ${Deno.build.target}, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}`,
+      "",
+      "| target | req/s | vs raw | p50 ms | p99 ms |",
+      "| --- | --- | --- | --- | --- |",
+      ...rows,
+    ].join("\n"),
+  );
+  await Deno.mkdir(join(PROJECT, "bench", "results"), { recursive: true });
+  await Deno.writeTextFile(
+    join(PROJECT, "bench", "results", "latest.json"),
+    JSON.stringify(
+      { date: new Date().toISOString(), duration: DURATION, connections: CONNECTIONS, results },
+      null,
+      2,
+    ),
+  );
+}

@@ -1,0 +1,157 @@
+/**
+ * Calling one API method: decoding its arguments (path parameters, query string or JSON body),
+ * validating them, calling the handler and putting the answer in the `{"data": ...}` envelope,
+ * or the failure in `{"message": ...}`. The same code serves in-process slices and, inside a
+ * sandbox, sandboxed ones.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { describeError, HttpError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { QUERY_OPERATIONS } from "./method.ts";
+import type { Route } from "./routes.ts";
+
+/** What a call is made of. */
+export interface CallInput {
+  /** HTTP method, for logs. */
+  method: string;
+  /** URL path, for logs. */
+  path: string;
+  /** Path parameters. */
+  params: Record<string, string>;
+  /** The query string (with or without `?`), for query operations. */
+  search: string;
+  /** The request body, for body operations. */
+  body: string;
+  /** The request, built only if the handler asks for it. */
+  request: () => Request;
+  /** Aborted when the client goes away, looked up only if the handler asks for it. */
+  signal: () => AbortSignal;
+}
+
+/** The answer: JSON text with its status, or a Response the handler made itself. */
+export type Outcome = { status: number; json: string } | { response: Response };
+
+/** The `{"message": ...}` answer. */
+export function failureOutcome(status: number, message: string): Outcome {
+  return { status, json: JSON.stringify({ message }) };
+}
+
+/** Unwraps optional/default/nullable wrappers to see whether a field is an array. */
+function isArraySchema(schema: z.ZodType): boolean {
+  let current: z.ZodType | undefined = schema;
+  for (let depth = 0; current && depth < 10; depth++) {
+    if (current instanceof z.ZodArray) return true;
+    current = (current as unknown as { _zod: { def: { innerType?: z.ZodType } } })._zod.def
+      .innerType;
+  }
+  return false;
+}
+
+function issueText(error: z.ZodError): string {
+  return error.issues.slice(0, 5).map((issue) => {
+    const field = issue.path.map(String).join(".");
+    return field
+      ? `invalid argument '${field}': ${issue.message}`
+      : `invalid arguments: ${issue.message}`;
+  }).join("; ");
+}
+
+/** Calls the handler of one route. */
+export class Invoker {
+  readonly #route: Route;
+  readonly #log: Logger;
+  readonly #arrayKeys: Set<string>;
+  readonly #inQuery: boolean;
+
+  /**
+   * @param route the method and its handler
+   * @param log where handler failures are written
+   */
+  constructor(route: Route, log: Logger) {
+    this.#route = route;
+    this.#log = log;
+    const args = route.method.args;
+    const shape: Record<string, z.ZodType> = args instanceof z.ZodObject ? args.shape : {};
+    this.#arrayKeys = new Set(Object.keys(shape).filter((k) => isArraySchema(shape[k])));
+    this.#inQuery = QUERY_OPERATIONS.has(route.method.operation);
+  }
+
+  /** Decodes, validates, calls and answers; never throws. */
+  async invoke(input: CallInput): Promise<Outcome> {
+    const { method, handler } = this.#route;
+    try {
+      let raw: Record<string, unknown>;
+      if (this.#inQuery) {
+        raw = this.#decodeQuery(input.search);
+      } else {
+        const decoded = this.#decodeBody(input.body);
+        if (!("args" in decoded)) return decoded;
+        raw = decoded.args;
+      }
+      Object.assign(raw, input.params);
+      const parsed = await method.args.safeParseAsync(raw);
+      if (!parsed.success) return failureOutcome(400, issueText(parsed.error));
+      const data = await handler.call(parsed.data, {
+        get request() {
+          return input.request();
+        },
+        get signal() {
+          return input.signal();
+        },
+      });
+      // A handler may answer for itself (the OpenAPI document is not enveloped).
+      if (data instanceof Response) return { response: data };
+      return { status: method.status, json: JSON.stringify({ data: data ?? null }) };
+    } catch (error) {
+      if (error instanceof HttpError) return failureOutcome(error.status, error.message);
+      if (error instanceof Deno.errors.NotCapable) {
+        this.#log.error(
+          `permission denied in ${input.method} ${input.path}: ${
+            describeError(error).split("\n")[0]
+          }`,
+        );
+      } else {
+        this.#log.error(
+          `${input.method} ${input.path} failed: ${
+            error instanceof Error && error.stack ? error.stack : describeError(error)
+          }`,
+        );
+      }
+      return failureOutcome(500, "internal server error");
+    }
+  }
+
+  #decodeQuery(search: string): Record<string, unknown> {
+    const params = new URLSearchParams(search);
+    const out: Record<string, unknown> = {};
+    for (const key of new Set(params.keys())) {
+      const values = params.getAll(key);
+      out[key] = values.length > 1 || this.#arrayKeys.has(key) ? values : values[0];
+    }
+    return out;
+  }
+
+  #decodeBody(text: string): { args: Record<string, unknown> } | Outcome {
+    if (text.trim() === "") return { args: {} };
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (error) {
+      return failureOutcome(400, `request body is not valid JSON: ${describeError(error)}`);
+    }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      return failureOutcome(400, "request body must be a JSON object of arguments");
+    }
+    return { args: body as Record<string, unknown> };
+  }
+}
+
+const JSON_HEADERS: HeadersInit = { "content-type": "application/json" };
+
+/** The Response of an outcome. */
+export function toResponse(outcome: Outcome): Response {
+  if ("response" in outcome) return outcome.response;
+  return new Response(outcome.json, { status: outcome.status, headers: JSON_HEADERS });
+}
