@@ -57,3 +57,13 @@ export type { ScheduledTaskInfo, ScheduleOptions } from "./scheduler/scheduler.t
 export { Server, type ServerOptions, type ServerState } from "./server.ts";
 export { ServerSlice, type SliceServer, type SliceStatus } from "./slices/slice.ts";
 export { PRODUCT, VERSION } from "./version.ts";
+export { Client, ClientError, type ClientOptions } from "./client.ts";
+export {
+  assertDenied,
+  type Denial,
+  deniedAccess,
+  startTestServer,
+  type TestExtension,
+  type TestServer,
+  type TestServerOptions,
+} from "./testing.ts";

@@ -34,6 +34,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** How extensions are loaded and hosted; by default each in the isolation its config says. */
   host?: ExtensionHost;
+  /** Extensions given as imported modules (run in-process), by name; for tests and embedding. */
+  modules?: Record<string, unknown>;
 }
 
 /** One server: create it with a configuration, `start()` it, `stop()` it. */
@@ -53,12 +55,14 @@ export class Server {
   #transport: HttpTransport | undefined;
   #deadline = 0;
   #stopped: Promise<void> | undefined;
+  readonly #modules: Record<string, unknown>;
 
   /** @param options configuration, logger and host */
   constructor(options: ServerOptions) {
     this.config = options.config;
     this.logger = options.logger ?? new Logger();
     this.#host = options.host ?? new SandboxHost(this.logger);
+    this.#modules = options.modules ?? {};
     this.#registry = new Registry(this.config);
     registerCoreOptions(this.config);
   }
@@ -171,7 +175,7 @@ export class Server {
         },
       });
     }
-    for (const spec of await discoverExtensions(this.config, names)) {
+    for (const spec of await discoverExtensions(this.config, names, this.#modules)) {
       this.logger.debug(`loading extension ${spec.name} from ${spec.specifier}`);
       const loaded = await this.#host.load(spec, this.#registry.contextFor(spec.name));
       this.#extensions.push(loaded);

@@ -19,6 +19,8 @@ export interface ExtensionSpec {
   origin: "local" | "path" | "url" | "jsr";
   /** The extension's folder on disk (`inmanta_ext/<name>`), for local ones. */
   directory?: string;
+  /** The module itself, when it was given already imported (it then runs in-process). */
+  module?: unknown;
 }
 
 const NAME = /^[a-z_][a-z0-9_]*$/;
@@ -51,11 +53,16 @@ async function isFile(path: string): Promise<boolean> {
 export async function discoverExtensions(
   config: Config,
   names: string[],
+  modules: Record<string, unknown> = {},
 ): Promise<ExtensionSpec[]> {
   const roots = extensionRoots(config);
   const specs: ExtensionSpec[] = [];
   for (const name of names) {
     checkExtensionName(name);
+    if (modules[name] !== undefined) {
+      specs.push({ name, specifier: `module:${name}`, origin: "path", module: modules[name] });
+      continue;
+    }
     const source = config.string(`extension.${name}`, "source");
     specs.push(source ? await fromSource(name, source) : await fromRoots(name, roots));
   }

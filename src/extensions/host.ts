@@ -175,7 +175,7 @@ export class InProcessHost implements ExtensionHost {
   /** Imports, checks and sets up one extension. */
   async load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension> {
     const info = await packageInfo(spec);
-    const module = await importExtension(spec);
+    const module = (spec.module as ExtensionModule | undefined) ?? await importExtension(spec);
     const { version, methods } = await setUpExtension(spec, module, context, info);
     return {
       name: spec.name,

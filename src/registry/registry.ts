@@ -32,6 +32,29 @@ export interface RegistryOptions {
 interface Version {
   manifest: Record<string, { size: number; checksum: string }>;
   exports: Record<string, string>;
+  /** The version's import map, applied to its modules as JSR does when publishing. */
+  imports: Record<string, string>;
+}
+
+const SPECIFIER =
+  /(\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\bexport\s*\*\s*from\s*)(["'])([^"'\n]+)\2/g;
+
+/** Rewrites bare specifiers mapped by the package's `imports`, as JSR does when publishing. */
+function rewrite(source: string, imports: Record<string, string>): string {
+  return source.replace(SPECIFIER, (whole, lead: string, quote: string, specifier: string) => {
+    if (specifier.startsWith(".") || specifier.startsWith("/") || /^[a-z]+:/.test(specifier)) {
+      return whole;
+    }
+    let target = imports[specifier];
+    if (target === undefined) {
+      const prefix = Object.keys(imports).filter((k) => k.endsWith("/") && specifier.startsWith(k))
+        .sort((a, b) => b.length - a.length)[0];
+      if (prefix) target = imports[prefix] + specifier.slice(prefix.length);
+    }
+    return target === undefined || target.startsWith(".")
+      ? whole
+      : `${lead}${quote}${target}${quote}`;
+  });
 }
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
@@ -48,22 +71,34 @@ async function* files(dir: string): AsyncGenerator<string> {
 }
 
 async function readVersion(dir: string): Promise<Version> {
+  let exports: Record<string, string> = {};
+  let imports: Record<string, string> = {};
+  try {
+    const config = JSON.parse(await Deno.readTextFile(join(dir, "deno.json")));
+    exports = typeof config.exports === "string" ? { ".": config.exports } : config.exports ?? {};
+    imports = config.imports ?? {};
+  } catch {
+    // A version without deno.json exports nothing.
+  }
   const manifest: Version["manifest"] = {};
   for await (const path of files(dir)) {
-    const bytes = await Deno.readFile(path);
+    const bytes = await published(path, imports);
     manifest[`/${relative(dir, path).split(sep).join("/")}`] = {
       size: bytes.length,
       checksum: `sha256-${await sha256(bytes)}`,
     };
   }
-  let exports: Record<string, string> = {};
-  try {
-    const config = JSON.parse(await Deno.readTextFile(join(dir, "deno.json")));
-    exports = typeof config.exports === "string" ? { ".": config.exports } : config.exports ?? {};
-  } catch {
-    // A version without deno.json exports nothing.
-  }
-  return { manifest, exports };
+  return { manifest, exports, imports };
+}
+
+/** A file as the registry publishes it: modules with bare specifiers rewritten. */
+async function published(
+  path: string,
+  imports: Record<string, string>,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const bytes = await Deno.readFile(path);
+  if (!/\.(ts|mts|js|mjs|tsx|jsx)$/.test(path)) return bytes;
+  return new TextEncoder().encode(rewrite(new TextDecoder().decode(bytes), imports));
 }
 
 /** Reads the packages of `root` (checksums are taken now) and serves them. */
@@ -123,7 +158,8 @@ export async function serveRegistry(
     if (!version || !(file in version.manifest) || file.includes("..")) {
       return new Response("not found", { status: 404 });
     }
-    const body = await Deno.readFile(join(root, pkg, rest.slice(0, slash), file));
+    // Read now: a file changed since the checksums were taken no longer matches them.
+    const body = await published(join(root, pkg, rest.slice(0, slash), file), version.imports);
     const type = /\.(ts|mts|tsx)$/.test(file)
       ? "application/typescript"
       : file.endsWith(".json")

@@ -105,7 +105,8 @@ export class SandboxHost implements ExtensionHost {
         help: "Deno permissions granted, e.g. read=./data; net=api.example.com:443; env=HOME",
       },
     });
-    const isolation = context.config.string(section, "isolation");
+    // A module given already imported lives in this isolate: it can only run in-process.
+    const isolation = spec.module ? "none" : context.config.string(section, "isolation");
     const remote = spec.origin === "jsr" || spec.origin === "url";
     if (isolation === "none") {
       if (remote) await prefetch(spec);
