@@ -106,6 +106,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const logs = logger.capture();
   const server = new Server({ config, logger, modules });
   await server.start();
+  // In a test, an extension that failed in its sandbox is an error, not a degraded server.
+  const failed = server.extensions.filter((e) => e.status === "failed");
+  if (failed.length > 0) {
+    await server.stop();
+    throw new Error(failed.map((e) => e.failure ?? `extension ${e.name} failed`).join("; "));
+  }
   const url = server.url;
   const stop = () => server.stop();
   return { server, url, client: new Client(url), logs, stop, [Symbol.asyncDispose]: stop };

@@ -70,6 +70,11 @@ function importHost(spec: ExtensionSpec): string | undefined {
   return new URL(registry || "https://jsr.io").host;
 }
 
+/** The host this library is served from, when it is not a local file (a JSR registry). */
+const LIBRARY_HOST = import.meta.url.startsWith("file:")
+  ? undefined
+  : new URL(import.meta.url).host;
+
 const JSON_HEADERS: HeadersInit = { "content-type": "application/json" };
 
 /** A sandbox that failed: its pending calls end with this. */
@@ -126,9 +131,12 @@ export class SandboxHost implements ExtensionHost {
       `${section}.permissions`,
       spec.directory,
     );
-    // The sandbox imports its own module: a remote source's host is part of its grant.
-    const host = importHost(spec);
-    if (host && grant.import !== true) grant.import = [...(grant.import || []), host];
+    // The sandbox imports its own module and resolves "@inmanta/server": a remote source's
+    // host, and the host serving this library when it came from JSR, are part of its grant.
+    const hosts = [importHost(spec), LIBRARY_HOST].filter((h): h is string => h !== undefined);
+    if (hosts.length > 0 && grant.import !== true) {
+      grant.import = [...new Set([...(grant.import || []), ...hosts])];
+    }
     if (remote) {
       try {
         await prefetch(spec);
