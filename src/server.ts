@@ -203,6 +203,7 @@ export class Server {
           name: s.name,
           status: s.status,
           dependencies: s.getDependencies(),
+          dependedBy: s.getDependedBy(),
           ...(s[INTERNALS].failure ? { failure: s[INTERNALS].failure } : {}),
         })),
         features: this.#registry.featureManager.getFeatures(),
@@ -214,6 +215,10 @@ export class Server {
         if (this.#extensions.some((e) => e.status === "failed")) return "degraded";
         return this.#order.every((s) => s.status === "started") ? "up" : "degraded";
       },
+      tasks: () =>
+        this.slices.flatMap((slice) =>
+          slice.scheduledTasks().map((task) => ({ slice: slice.name, ...task }))
+        ),
       openApi: () =>
         openApiDocument(
           this.#routes.map((r) => ({ method: r.method, slice: r.slice.name })),

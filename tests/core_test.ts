@@ -90,9 +90,14 @@ export function setup(app) {
     },
   ]);
   assert.deepEqual(data.slices, [
-    { name: "core.transport", status: "started", dependencies: [] },
-    { name: "core.server", status: "started", dependencies: ["core.transport"] },
-    { name: "feat.main", status: "started", dependencies: [] },
+    { name: "core.transport", status: "started", dependencies: [], dependedBy: [] },
+    {
+      name: "core.server",
+      status: "started",
+      dependencies: ["core.transport"],
+      dependedBy: [],
+    },
+    { name: "feat.main", status: "started", dependencies: [], dependedBy: [] },
   ]);
   assert.deepEqual(data.features, [
     { slice: "feat.main", name: "dashboards", description: "Dashboards", value: true },

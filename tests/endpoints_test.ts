@@ -141,6 +141,7 @@ for (const isolation of MODES) {
       "/api/v2/health",
       "/api/v2/items",
       "/api/v2/items/{name}",
+      "/api/v2/scheduled-tasks",
       "/api/v2/teapot",
       "/api/v2/upload",
     ]);

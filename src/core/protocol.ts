@@ -28,6 +28,7 @@ export const serverStatus = method({
       name: z.string(),
       status: z.string(),
       dependencies: z.array(z.string()),
+      dependedBy: z.array(z.string()),
       failure: z.string().optional(),
     })),
     features: z.array(z.object({
@@ -56,4 +57,22 @@ export const openApi = method({
   apiVersion: 2,
   enforceAuth: false,
   summary: "OpenAPI 3.1 document of the API (returned as is, without the data envelope)",
+});
+
+/** `GET /api/v2/scheduled-tasks`: every slice's scheduled tasks with their last and next runs. */
+export const scheduledTasks = method({
+  path: "/scheduled-tasks",
+  operation: "GET",
+  apiVersion: 2,
+  summary: "Scheduled tasks of every slice, with their last and next runs",
+  returns: z.array(z.object({
+    slice: z.string(),
+    name: z.string(),
+    schedule: z.string(),
+    lastRun: z.string().nullable(),
+    nextRun: z.string().nullable(),
+    running: z.boolean(),
+    runs: z.number(),
+    failures: z.number(),
+  })),
 });

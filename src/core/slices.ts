@@ -9,7 +9,7 @@ import { HttpError } from "../errors.ts";
 import type { HttpTransport } from "../http/transport.ts";
 import { handle } from "../protocol/method.ts";
 import { ServerSlice } from "../slices/slice.ts";
-import { health, openApi, serverStatus } from "./protocol.ts";
+import { health, openApi, scheduledTasks, serverStatus } from "./protocol.ts";
 
 /** What the core slices need of the server. */
 export interface CoreView {
@@ -17,6 +17,8 @@ export interface CoreView {
   status(): z.input<typeof serverStatus.returns>;
   /** `up` once every slice started; otherwise why not. */
   health(): "up" | "starting" | "degraded" | "stopping" | "failed";
+  /** The scheduled tasks of every slice. */
+  tasks(): z.input<typeof scheduledTasks.returns>;
   /** The OpenAPI document. */
   openApi(): Record<string, unknown>;
   /** The listeners. */
@@ -72,6 +74,11 @@ export class CoreServerSlice extends ServerSlice {
     const state = this.#view.health();
     if (state !== "up") throw new HttpError(503, `server is ${state}`);
     return { status: "up" };
+  }
+
+  @handle(scheduledTasks)
+  getScheduledTasks(): z.input<typeof scheduledTasks.returns> {
+    return this.#view.tasks();
   }
 
   @handle(openApi)
