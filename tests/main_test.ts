@@ -39,7 +39,7 @@ Deno.test("main: the default configuration serves core and the example extension
 
   const status = await getJson(`${url}/api/v1/serverstatus`);
   const data = status.body.data as { extensions: { name: string }[]; slices: { name: string }[] };
-  assert.deepEqual(data.extensions.map((e) => e.name), ["core", "new_extension"]);
+  assert.deepEqual(data.extensions.map((e) => e.name), ["core", "ui", "new_extension"]);
   assert.ok(data.slices.some((s) => s.name === "new_extension.greeter"));
   const greeting = await getJson(`${url}/api/v2/greeting/world?shout=true`);
   assert.deepEqual(greeting.body, { data: { message: "HELLO WORLD" } });

@@ -28,7 +28,8 @@ export class GreeterSlice extends ServerSlice {
 
   override start(): void {
     this.addStaticHandler("/greeter", new URL("./static/", import.meta.url));
-    this.schedule(() => this.#report(), 60, { initialDelay: 60 });
+    const reportGreetings = () => this.#report();
+    this.schedule(reportGreetings, 60, { initialDelay: 60 });
   }
 
   #report(): void {

@@ -1,0 +1,23 @@
+/**
+ * The web console, served as an extension the way Inmanta ships inmanta-ui: a single page at
+ * `/` (and `/console/`) that shows the server from its public API only.
+ *
+ * @module
+ */
+import { type ApplicationContext, ServerSlice } from "@inmanta/server";
+
+/** Serves the console's static files; it has no endpoints of its own. */
+export class ConsoleSlice extends ServerSlice {
+  override getDependencies(): string[] {
+    return ["core.server"];
+  }
+
+  override prestart(): void {
+    this.addStaticHandler("/console", new URL("./static/", import.meta.url), "index.html", true);
+  }
+}
+
+/** Registers the console slice. */
+export function setup(application: ApplicationContext): void {
+  application.registerSlice(new ConsoleSlice("ui.console"));
+}
