@@ -58,7 +58,7 @@ export class Client {
    */
   async call<A extends z.ZodType, R extends z.ZodType>(
     method: MethodDefinition<A, R>,
-    ...[args]: {} extends z.input<A> ? [args?: z.input<A>] : [args: z.input<A>]
+    ...[args]: Record<string, never> extends z.input<A> ? [args?: z.input<A>] : [args: z.input<A>]
   ): Promise<z.output<R>> {
     const rest: Record<string, unknown> = { ...(args as Record<string, unknown> | undefined) };
     const path = method.url.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => {
