@@ -55,7 +55,6 @@ export function buildApp(options: AppOptions): FetchHandler {
     );
     return failure(500, "internal server error");
   });
-  app.notFound((c) => failure(404, `no route for ${c.req.method} ${c.req.path}`));
 
   const operationsByUrl = new Map<string, Set<string>>();
   for (const route of options.routes) {
@@ -103,18 +102,24 @@ export function buildApp(options: AppOptions): FetchHandler {
     });
     app.on(method.operation, [method.url], ...(handlers as [MiddlewareHandler]));
   }
-  // After every method, so that a 405 never shadows a route of another path.
+  // What no method matches goes to a second router, so that the API router holds only the
+  // methods (a smaller match on every request): wrong operations on known paths (405), then
+  // static content, then 404.
+  const fallback = new Hono({ strict: false });
+  const notFound = (c: Context) => failure(404, `no route for ${c.req.method} ${c.req.path}`);
+  fallback.notFound(notFound);
   for (const [url, operations] of operationsByUrl) {
     const allow = [...operations, ...(operations.has("GET") ? ["HEAD"] : [])].join(", ");
-    app.all(url, (c) => {
+    fallback.all(url, (c) => {
       const response = failure(405, `${c.req.method} is not allowed on ${url}; use ${allow}`);
       response.headers.set("allow", allow);
       return response;
     });
   }
-  app.on(["GET", "HEAD"], "*", async (c) => {
+  fallback.on(["GET", "HEAD"], "*", async (c) => {
     const pathname = new URL(c.req.url).pathname;
-    return await options.statics.serve(c.req.raw, pathname) ?? c.notFound();
+    return await options.statics.serve(c.req.raw, pathname) ?? notFound(c);
   });
+  app.notFound((c) => fallback.fetch(c.req.raw));
   return app.fetch;
 }

@@ -91,7 +91,7 @@ export class Invoker {
         raw = decoded.args;
       }
       Object.assign(raw, input.params);
-      const parsed = await method.args.safeParseAsync(raw);
+      const parsed = await this.#parse(raw);
       if (!parsed.success) return failureOutcome(400, issueText(parsed.error));
       const data = await handler.call(parsed.data, {
         get request() {
@@ -122,6 +122,22 @@ export class Invoker {
       return failureOutcome(500, "internal server error");
     }
   }
+
+  /** Validates synchronously; only schemas with async refinements take the async path. */
+  #parse(
+    raw: unknown,
+  ): ReturnType<z.ZodType["safeParse"]> | Promise<ReturnType<z.ZodType["safeParse"]>> {
+    if (this.#async) return this.#route.method.args.safeParseAsync(raw);
+    try {
+      return this.#route.method.args.safeParse(raw);
+    } catch (error) {
+      if (!(error instanceof z.core.$ZodAsyncError)) throw error;
+      this.#async = true;
+      return this.#route.method.args.safeParseAsync(raw);
+    }
+  }
+
+  #async = false;
 
   #decodeQuery(search: string): Record<string, unknown> {
     const params = new URLSearchParams(search);
