@@ -4,10 +4,11 @@
  * @module
  */
 import { Registry } from "./application.ts";
+import { Authenticator, registerAuthOptions } from "./auth/auth.ts";
 import type { Config } from "./config/config.ts";
 import { registerCoreOptions } from "./core/options.ts";
 import { CoreServerSlice, type CoreView, TransportSlice } from "./core/slices.ts";
-import { InmantaError } from "./errors.ts";
+import { ConfigError, InmantaError } from "./errors.ts";
 import { checkExtensionName, discoverExtensions } from "./extensions/discovery.ts";
 import type { ExtensionHost, LoadedExtension } from "./extensions/host.ts";
 import { SandboxHost } from "./sandbox/host.ts";
@@ -65,6 +66,7 @@ export class Server {
     this.#modules = options.modules ?? {};
     this.#registry = new Registry(this.config);
     registerCoreOptions(this.config);
+    registerAuthOptions(this.config);
   }
 
   /** Current state. */
@@ -92,7 +94,8 @@ export class Server {
     const addr = this.addresses[0];
     if (!addr) throw new InmantaError("server.not_listening", "the server is not listening");
     const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-    return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${addr.port}`;
+    const scheme = this.#transport?.tls ? "https" : "http";
+    return `${scheme}://${host === "0.0.0.0" ? "127.0.0.1" : host}:${addr.port}`;
   }
 
   /** The slice with this name. */
@@ -128,11 +131,13 @@ export class Server {
       this.#transport = new HttpTransport({
         addresses: this.config.list("server", "bind_address"),
         port: this.config.int("server", "bind_port"),
+        tls: await readTls(this.config),
         handler: buildApp({
           routes: this.#routes,
           statics: this.#statics,
           log: this.logger,
           maxBodySize: this.config.int("server", "max_body_size"),
+          auth: await Authenticator.fromConfig(this.config),
         }),
         log: this.logger.child("core.transport"),
       });
@@ -254,4 +259,28 @@ export class Server {
     this.#state = "stopped";
     this.logger.info("server stopped");
   }
+}
+
+/** The certificate and key of `server.ssl_cert_file` / `server.ssl_key_file`, when both are set. */
+async function readTls(config: Config): Promise<{ cert: string; key: string } | undefined> {
+  const certFile = config.string("server", "ssl_cert_file");
+  const keyFile = config.string("server", "ssl_key_file");
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) {
+    throw new ConfigError(
+      "config.tls",
+      "server.ssl_cert_file and server.ssl_key_file must be set together",
+    );
+  }
+  const read = async (option: string, file: string) => {
+    try {
+      return await Deno.readTextFile(file);
+    } catch (error) {
+      throw new ConfigError(
+        "config.tls",
+        `server.${option} = ${file}: ${(error as Error).message.split("\n")[0]}`,
+      );
+    }
+  };
+  return { cert: await read("ssl_cert_file", certFile), key: await read("ssl_key_file", keyFile) };
 }

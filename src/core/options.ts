@@ -45,6 +45,8 @@ export function registerCoreOptions(config: Config): void {
       help: "largest request body in bytes; larger ones get 413",
     },
     log_level: { type: "string", default: "info", help: "debug, info, warning or error" },
+    ssl_cert_file: { type: "string", default: "", help: "PEM certificate: serve HTTPS" },
+    ssl_key_file: { type: "string", default: "", help: "PEM private key of ssl_cert_file" },
     sandbox_heartbeat_timeout: {
       type: "duration",
       default: 5,

@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Context, MiddlewareHandler } from "hono";
+import type { Authenticator } from "../auth/auth.ts";
 import { describeError, HttpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { Invoker, toResponse } from "../protocol/invoke.ts";
@@ -25,6 +26,8 @@ export interface AppOptions {
   log: Logger;
   /** Default request body limit in bytes. */
   maxBodySize: number;
+  /** Checks tokens of methods that enforce auth; none when `server.auth` is off. */
+  auth?: Authenticator;
 }
 
 /** A request handler, as Deno.serve takes it. */
@@ -84,6 +87,7 @@ export function buildApp(options: AppOptions): FetchHandler {
         );
       }
       const request = c.req.raw;
+      if (options.auth && method.enforceAuth) await options.auth.check(request, method.clientTypes);
       const forward = route.handler.forward;
       if (forward) return await forward(request, c.req.param());
       const url = request.url;

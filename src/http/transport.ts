@@ -18,6 +18,8 @@ export interface TransportOptions {
   handler: FetchHandler;
   /** Logger. */
   log: Logger;
+  /** PEM certificate and key: serve HTTPS. */
+  tls?: { cert: string; key: string };
 }
 
 /** The listeners of one server. */
@@ -37,6 +39,11 @@ export class HttpTransport {
     return this.#servers.map((s) => s.addr);
   }
 
+  /** Whether it serves HTTPS. */
+  get tls(): boolean {
+    return this.#options.tls !== undefined;
+  }
+
   /** Requests being handled now. */
   get inFlight(): number {
     return this.#inFlight;
@@ -49,9 +56,12 @@ export class HttpTransport {
         this.#servers.push(Deno.serve({
           hostname,
           port: this.#options.port,
+          ...this.#options.tls,
           onListen: ({ hostname, port }) =>
             this.#options.log.info(
-              `listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+              `listening on ${this.tls ? "https" : "http"}://${
+                hostname.includes(":") ? `[${hostname}]` : hostname
+              }:${port}`,
             ),
           onError: (error) => {
             this.#options.log.error(`unhandled error: ${describeError(error)}`);
