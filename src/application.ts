@@ -60,6 +60,19 @@ export class Registry {
     };
   }
 
+  /** Forgets the slices of an extension whose loading failed (boot_failure = continue). */
+  removeExtension(extension: string): void {
+    for (const [name, entry] of this.#byName) {
+      if (entry.extension === extension) this.#byName.delete(name);
+    }
+    const kept = this.slices.filter((s) => this.#byName.get(s.name)?.slice === s);
+    this.slices.splice(0, this.slices.length, ...kept);
+    if (this.#featureOwner === extension) {
+      this.#featureOwner = undefined;
+      this.#featureManager = new FeatureManager();
+    }
+  }
+
   /** Adds a slice of `extension`. */
   register(slice: ServerSlice, extension: string): void {
     if (!(slice instanceof ServerSlice)) {

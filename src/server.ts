@@ -141,11 +141,25 @@ export class Server {
         }),
         log: this.logger.child("core.transport"),
       });
-      this.#lifecycle = new Lifecycle(this.#order, this.logger, {
-        start: this.config.duration("server", "slice_start_timeout"),
-        stop: this.config.duration("server", "slice_stop_timeout"),
-      });
+      this.#lifecycle = new Lifecycle(
+        this.#order,
+        this.logger,
+        {
+          start: this.config.duration("server", "slice_start_timeout"),
+          stop: this.config.duration("server", "slice_stop_timeout"),
+        },
+        (slice) =>
+          slice.extensionName !== "core" && this.#bootFailure(slice.extensionName) === "continue",
+      );
       await this.#lifecycle.start({ getSlice: (n) => this.getSlice(n), config: this.config });
+      // An extension one of whose slices failed under boot_failure = continue is failed too.
+      for (const slice of this.#order) {
+        const extension = this.#extensions.find((e) => e.name === slice.extensionName);
+        if (slice.status === "failed" && extension && extension.status !== "failed") {
+          extension.status = "failed";
+          extension.failure = `slice ${slice.name}: ${slice[INTERNALS].failure}`;
+        }
+      }
       this.#state = "running";
     } catch (error) {
       this.#state = "failed";
@@ -178,11 +192,36 @@ export class Server {
           default: "",
           help: "jsr:@scope/pkg@range, a path or file: URL, or an https: URL of the extension",
         },
+        boot_failure: {
+          type: "string",
+          default: "",
+          help: "abort or continue when this extension fails to load or start (default server's)",
+        },
       });
     }
     for (const spec of await discoverExtensions(this.config, names, this.#modules)) {
       this.logger.debug(`loading extension ${spec.name} from ${spec.specifier}`);
-      const loaded = await this.#host.load(spec, this.#registry.contextFor(spec.name));
+      let loaded: LoadedExtension;
+      try {
+        loaded = await this.#host.load(spec, this.#registry.contextFor(spec.name));
+      } catch (error) {
+        if (this.#bootFailure(spec.name) === "abort") throw error;
+        const reason = (error as Error).message;
+        this.logger.error(
+          `extension ${spec.name} failed to load (boot_failure = continue): ${reason}`,
+        );
+        this.#registry.removeExtension(spec.name);
+        loaded = {
+          name: spec.name,
+          version: "unknown",
+          source: spec.specifier,
+          isolation: "none",
+          permissions: "",
+          status: "failed",
+          failure: reason,
+          methods: [],
+        };
+      }
       this.#extensions.push(loaded);
       this.logger.info(`extension ${loaded.name} ${loaded.version} loaded from ${loaded.source}`);
     }
@@ -232,6 +271,21 @@ export class Server {
       transport: () => this.#transport!,
       shutdownDeadline: () => this.#deadline,
     };
+  }
+
+  /** `abort` or `continue`: what a failing extension does to start-up. */
+  #bootFailure(extension: string): "abort" | "continue" {
+    const own = this.config.string(`extension.${extension}`, "boot_failure");
+    const value = own || this.config.string("server", "boot_failure");
+    if (value !== "abort" && value !== "continue") {
+      throw new ConfigError(
+        "config.boot_failure",
+        `${
+          own ? `extension.${extension}` : "server"
+        }.boot_failure = ${value}: use abort or continue`,
+      );
+    }
+    return value;
   }
 
   /**

@@ -45,6 +45,12 @@ export function registerCoreOptions(config: Config): void {
       help: "largest request body in bytes; larger ones get 413",
     },
     log_level: { type: "string", default: "info", help: "debug, info, warning or error" },
+    boot_failure: {
+      type: "string",
+      default: "abort",
+      help:
+        "abort: an extension that fails to load or start stops start-up; continue: it is reported failed and the rest serves",
+    },
     ssl_cert_file: { type: "string", default: "", help: "PEM certificate: serve HTTPS" },
     ssl_key_file: { type: "string", default: "", help: "PEM private key of ssl_cert_file" },
     sandbox_heartbeat_timeout: {

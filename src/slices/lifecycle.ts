@@ -45,10 +45,45 @@ export class Lifecycle {
    * @param log the server's logger
    * @param timeouts per-slice deadlines
    */
-  constructor(order: ServerSlice[], log: Logger, timeouts: LifecycleTimeouts) {
+  constructor(
+    order: ServerSlice[],
+    log: Logger,
+    timeouts: LifecycleTimeouts,
+    tolerate: (slice: ServerSlice) => boolean = () => false,
+  ) {
     this.#order = order;
     this.#log = log;
     this.#timeouts = timeouts;
+    this.#tolerate = tolerate;
+  }
+
+  readonly #tolerate: (slice: ServerSlice) => boolean;
+
+  /**
+   * Runs one phase of a slice whose failures are tolerated (boot_failure = continue): a failure
+   * marks it failed instead of ending start-up. Returns whether it went well.
+   */
+  async #tolerant(slice: ServerSlice, phase: string, work: () => unknown, ms: number) {
+    try {
+      await within(work, ms);
+      return true;
+    } catch (error) {
+      slice[INTERNALS].failure = error instanceof Timeout
+        ? `did not finish ${phase} within ${this.#timeouts.start}s`
+        : `${phase} failed: ${describeError(error)}`;
+      return false;
+    }
+  }
+
+  /** Why `slice` cannot start because a slice it needs failed, if one did. */
+  #failedDependency(slice: ServerSlice): string | undefined {
+    for (const other of this.#order) {
+      if (other.status !== "failed" || other === slice) continue;
+      if (
+        slice.getDependencies().includes(other.name) || other.getDependedBy().includes(slice.name)
+      ) return `depends on slice ${other.name}, which failed`;
+    }
+    return undefined;
   }
 
   /**
@@ -63,11 +98,22 @@ export class Lifecycle {
     try {
       for (current of this.#order) {
         current[INTERNALS].setStatus("starting");
-        await within(() => current!.prestart(server), ms);
+        const slice = current;
+        if (this.#tolerate(slice)) {
+          await this.#tolerant(slice, phase, () => slice.prestart(server), ms);
+        } else await within(() => slice.prestart(server), ms);
       }
       phase = "start";
       for (current of this.#order) {
-        if (!current[INTERNALS].failure) await within(() => current!.start(), ms);
+        const slice = current;
+        if (!slice[INTERNALS].failure) {
+          const blocked = this.#failedDependency(slice);
+          if (blocked) slice[INTERNALS].failure = blocked;
+        }
+        if (!slice[INTERNALS].failure) {
+          if (this.#tolerate(slice)) await this.#tolerant(slice, phase, () => slice.start(), ms);
+          else await within(() => slice.start(), ms);
+        }
         if (current[INTERNALS].failure) {
           current[INTERNALS].setStatus("failed");
           this.#log.error(`slice ${current.name} failed: ${current[INTERNALS].failure}`);
