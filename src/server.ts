@@ -199,7 +199,9 @@ export class Server {
         },
       });
     }
-    for (const spec of await discoverExtensions(this.config, names, this.#modules)) {
+    const specs = await discoverExtensions(this.config, names, this.#modules);
+    for (const spec of specs) this.#host.preload?.(spec, this.config);
+    for (const spec of specs) {
       this.logger.debug(`loading extension ${spec.name} from ${spec.specifier}`);
       let loaded: LoadedExtension;
       try {

@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import semver from "semver";
 import type { ApplicationContext } from "../application.ts";
+import type { Config } from "../config/config.ts";
 import { describeError, ExtensionError, InmantaError } from "../errors.ts";
 import { isMethod, type MethodDefinition } from "../protocol/method.ts";
 import { VERSION } from "../version.ts";
@@ -37,6 +38,8 @@ export interface LoadedExtension {
 export interface ExtensionHost {
   /** Imports the extension, checks it is compatible, and runs its `setup`. */
   load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension>;
+  /** Starts preparing an extension ahead of `load`, so that extensions load side by side. */
+  preload?(spec: ExtensionSpec, config: Config): void;
   /** Releases what the host holds (sandboxes); called when the server stopped. */
   close?(): Promise<void>;
 }

@@ -95,10 +95,30 @@ export class SandboxHost implements ExtensionHost {
     this.#log = log;
   }
 
+  /**
+   * Starts preparing an extension (fetching it, starting its Worker and its import) so that
+   * extensions load side by side; `load` then registers them one by one, in order.
+   */
+  preload(spec: ExtensionSpec, config: Config): void {
+    const prepared = this.#prepare(spec, config);
+    prepared.catch(() => {}); // reported when load() awaits it
+    this.#prepared.set(spec.name, prepared);
+  }
+
   /** Loads one extension. */
   async load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension> {
+    const prepared = await (this.#prepared.get(spec.name) ?? this.#prepare(spec, context.config));
+    this.#prepared.delete(spec.name);
+    if (prepared.kind === "in-process") return await this.#inProcess.load(spec, context);
+    if (prepared.kind === "failed") return prepared.extension;
+    return await prepared.sandbox.finish(context);
+  }
+
+  readonly #prepared = new Map<string, Promise<Prepared>>();
+
+  async #prepare(spec: ExtensionSpec, config: Config): Promise<Prepared> {
     const section = `extension.${spec.name}`;
-    context.config.registerDefaultOptions(section, {
+    config.registerDefaultOptions(section, {
       isolation: {
         type: "string",
         default: "worker",
@@ -111,14 +131,14 @@ export class SandboxHost implements ExtensionHost {
       },
     });
     // A module given already imported lives in this isolate: it can only run in-process.
-    const isolation = spec.module ? "none" : context.config.string(section, "isolation");
+    const isolation = spec.module ? "none" : config.string(section, "isolation");
     const remote = spec.origin === "jsr" || spec.origin === "url";
     if (isolation === "none") {
       if (remote) await prefetch(spec);
       this.#log.warning(
         `extension ${spec.name} runs in-process with all of the server's permissions (${section}.isolation = none)`,
       );
-      return await this.#inProcess.load(spec, context);
+      return { kind: "in-process" };
     }
     if (isolation !== "worker") {
       throw new ConfigError(
@@ -127,7 +147,7 @@ export class SandboxHost implements ExtensionHost {
       );
     }
     const grant = parseGrant(
-      context.config.string(section, "permissions"),
+      config.string(section, "permissions"),
       `${section}.permissions`,
       spec.directory,
     );
@@ -145,20 +165,24 @@ export class SandboxHost implements ExtensionHost {
         const reason = (error as Error).message;
         this.#log.error(`extension ${spec.name} failed: ${reason}`);
         return {
-          name: spec.name,
-          version: "unknown",
-          source: displaySource(spec),
-          isolation: "worker",
-          permissions: describeGrant(grant),
-          status: "failed",
-          failure: reason,
-          methods: [],
+          kind: "failed",
+          extension: {
+            name: spec.name,
+            version: "unknown",
+            source: displaySource(spec),
+            isolation: "worker",
+            permissions: describeGrant(grant),
+            status: "failed",
+            failure: reason,
+            methods: [],
+          },
         };
       }
     }
-    const sandbox = new Sandbox(spec, grant, context.config, this.#log);
+    const sandbox = new Sandbox(spec, grant, config, this.#log);
     this.#sandboxes.push(sandbox);
-    return await sandbox.load(context);
+    await sandbox.begin();
+    return { kind: "sandbox", sandbox };
   }
 
   /** Terminates every sandbox. */
@@ -167,6 +191,12 @@ export class SandboxHost implements ExtensionHost {
     return Promise.resolve();
   }
 }
+
+/** An extension made ready to load. */
+type Prepared =
+  | { kind: "in-process" }
+  | { kind: "failed"; extension: LoadedExtension }
+  | { kind: "sandbox"; sandbox: Sandbox };
 
 interface Pending {
   deadline: number;
@@ -210,10 +240,14 @@ class Sandbox {
     return this.#spec.name;
   }
 
-  async load(context: ApplicationContext): Promise<LoadedExtension> {
+  #info: Awaited<ReturnType<typeof packageInfo>> = {};
+
+  /** Starts the Worker and its import of the extension. */
+  async begin(): Promise<void> {
     const info = await packageInfo(this.#spec).catch(() =>
       ({}) as Awaited<ReturnType<typeof packageInfo>>
     );
+    this.#info = info;
     try {
       this.#worker = new Worker(new URL("./worker.ts", import.meta.url), {
         type: "module",
@@ -254,6 +288,11 @@ class Sandbox {
       coreRange: info.coreRange,
       manifest: info.file,
     });
+  }
+
+  /** Waits for the extension's setup in the sandbox and mirrors its slices in `context`. */
+  async finish(context: ApplicationContext): Promise<LoadedExtension> {
+    const info = this.#info;
     const loaded = await this.#loaded.promise;
 
     this.#extension = {

@@ -1,0 +1,205 @@
+/**
+ * Lifecycle benchmark: boot to healthy with 1/10/100 in-process and 1/10/20 sandboxed
+ * extensions (against a raw Deno.serve's boot in the same run), resident memory idle with
+ * 0/10/20 sandboxed extensions, and shutdown with 1000 requests of 200 ms in flight at SIGTERM.
+ * Part of `deno task bench`; `--quick` measures less (CI smoke).
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const PROJECT = fileURLToPath(new URL("..", import.meta.url));
+const QUICK = Deno.args.includes("--quick");
+const FLAGS = [
+  "--allow-read",
+  "--allow-net=127.0.0.1",
+  "--allow-env=INMANTA_*,JSR_URL",
+  "--allow-run=deno",
+];
+
+async function writeExtensions(root: string, count: number): Promise<string[]> {
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `ext${i}`;
+    names.push(name);
+    const dir = join(root, "inmanta_ext", name);
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(
+      join(dir, "extension.ts"),
+      `import { handle, method, ServerSlice, z } from "@inmanta/server";
+export const slow = method({ path: "/${name}/slow", operation: "GET", args: z.object({ ms: z.coerce.number().default(0), together: z.coerce.number().default(1) }) });
+export const busy = method({ path: "/${name}/busy", operation: "GET" });
+let inside = 0;
+const all = Promise.withResolvers();
+class S extends ServerSlice {
+  // Requests wait for one another, then each takes ms: all are in flight together.
+  @handle(slow) async slow({ ms, together }) {
+    if (++inside >= together) all.resolve();
+    await all.promise;
+    await new Promise((r) => setTimeout(r, ms));
+    return "done";
+  }
+  @handle(busy) busy() { return inside; }
+}
+export function setup(app) { app.registerSlice(new S("${name}.main")); }
+`,
+    );
+  }
+  return names;
+}
+
+interface Running {
+  child: Deno.ChildProcess;
+  url: string;
+  started: number;
+}
+
+async function start(args: string[]): Promise<Running> {
+  const started = performance.now();
+  const child = new Deno.Command("deno", {
+    args,
+    cwd: PROJECT,
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let url: string | undefined;
+  while (!url) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`ended before listening:\n${text}`);
+    text += value;
+    url = /server running at (\S+)/.exec(text)?.[1];
+  }
+  void (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  return { child, url, started };
+}
+
+async function server(root: string, names: string[], isolation: string): Promise<Running> {
+  const cfg = join(root, `${isolation}-${names.length}.cfg`);
+  await Deno.writeTextFile(
+    cfg,
+    `[server]\nenabled_extensions = ${
+      names.join(",")
+    }\nextension_path = ${root}\nshutdown_timeout = 30\n` +
+      names.map((n) => `[extension.${n}]\nisolation = ${isolation}\n`).join(""),
+  );
+  const running = await start(["run", ...FLAGS, "main.ts", "--config", cfg, "--port", "0"]);
+  // "server running" is printed once every slice started: that is healthy.
+  return running;
+}
+
+/** Resident memory of a process, from ps (Deno reads /proc only with all permissions). */
+async function rssMiB(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim()) / 1024;
+}
+
+async function stop(running: Running): Promise<number> {
+  const t0 = performance.now();
+  running.child.kill("SIGTERM");
+  await running.child.status;
+  return performance.now() - t0;
+}
+
+if (import.meta.main) {
+  const root = await Deno.makeTempDir({ prefix: "inmanta-bench-life-" });
+  const all = await writeExtensions(root, 100);
+  const results: Record<string, unknown>[] = [];
+  const row = (what: string, value: number, unit: string, extra: Record<string, unknown> = {}) => {
+    results.push({ what, value: Math.round(value * 10) / 10, unit, ...extra });
+    console.error(`${what}: ${value.toFixed(1)} ${unit}`);
+  };
+
+  const raw = await start(["run", "--allow-net=127.0.0.1", "bench/targets/raw.ts"]);
+  const rawBoot = performance.now() - raw.started;
+  await stop(raw);
+  row("boot raw Deno.serve (baseline)", rawBoot, "ms");
+
+  const boots: [string, number][] = QUICK
+    ? [["none", 1], ["worker", 1]]
+    : [["none", 1], ["none", 10], ["none", 100], ["worker", 1], ["worker", 10], ["worker", 20]];
+  for (const [isolation, count] of boots) {
+    const running = await server(root, all.slice(0, count), isolation);
+    const ms = performance.now() - running.started;
+    row(
+      `boot to healthy, ${count} ${isolation === "none" ? "in-process" : "sandboxed"}`,
+      ms,
+      "ms",
+      {
+        perExtensionMs: Math.round((ms - rawBoot) / count * 10) / 10,
+      },
+    );
+    if (isolation === "worker" || count === 1) {
+      // Idle memory once everything started and settled.
+      await new Promise((r) => setTimeout(r, 500));
+      const rss = await rssMiB(running.child.pid);
+      row(
+        `resident memory idle, ${count} ${isolation === "none" ? "in-process" : "sandboxed"}`,
+        rss,
+        "MiB",
+      );
+    }
+    await stop(running);
+  }
+  const base = await server(root, [], "none");
+  await new Promise((r) => setTimeout(r, 500));
+  const rss0 = await rssMiB(base.child.pid);
+  row("resident memory idle, 0 extensions", rss0, "MiB");
+  await stop(base);
+  for (const r of results) {
+    const m = /^resident memory idle, (\d+) sandboxed$/.exec(String(r.what));
+    if (m && Number(m[1]) > 1) {
+      r.perExtensionMiB = Math.round(((r.value as number) - rss0) / Number(m[1]) * 10) / 10;
+    }
+  }
+
+  // Shutdown under load: every request in flight at SIGTERM completes.
+  const inFlight = QUICK ? 100 : 1000;
+  const loaded = await server(root, all.slice(0, 1), "none");
+  const requests = Array.from(
+    { length: inFlight },
+    () =>
+      fetch(`${loaded.url}/api/v2/ext0/slow?ms=200&together=${inFlight}`).then(async (
+        r,
+      ) => (await r.text(), r.status))
+        .catch(() => 0),
+  );
+  // SIGTERM once every request is inside its handler (a benchmark may poll).
+  while (
+    await fetch(`${loaded.url}/api/v2/ext0/busy`).then((r) => r.json()).then((b) => b.data) <
+      inFlight
+  ) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const shutdown = stop(loaded);
+  const statuses = await Promise.all(requests);
+  const ok = statuses.filter((s) => s === 200).length;
+  row(`shutdown with ${inFlight} requests of 200 ms in flight`, await shutdown, "ms", {
+    sent: inFlight,
+    answered200: ok,
+    lost: inFlight - ok,
+  });
+
+  await Deno.remove(root, { recursive: true });
+  console.log(
+    [
+      "| measure | value | notes |",
+      "| --- | --- | --- |",
+      ...results.map((r) =>
+        `| ${r.what} | ${r.value} ${r.unit} | ${
+          Object.entries(r).filter(([k]) => !["what", "value", "unit"].includes(k)).map(([k, v]) =>
+            `${k} ${v}`
+          ).join(", ")
+        } |`
+      ),
+    ].join("\n"),
+  );
+  await Deno.mkdir(join(PROJECT, "bench", "results"), { recursive: true });
+  await Deno.writeTextFile(
+    join(PROJECT, "bench", "results", "lifecycle.json"),
+    JSON.stringify({ date: new Date().toISOString(), results }, null, 2),
+  );
+}
