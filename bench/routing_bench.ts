@@ -42,6 +42,7 @@ const ours = buildApp({
   statics: new StaticTable(),
   log: new Logger("silent"),
   maxBodySize: 1 << 20,
+  bodyTimeout: 30,
 });
 
 const url = `http://127.0.0.1/api/v2/ext7/item187/abc`;

@@ -137,6 +137,7 @@ export class Server {
           statics: this.#statics,
           log: this.logger,
           maxBodySize: this.config.int("server", "max_body_size"),
+          bodyTimeout: this.config.duration("server", "request_body_timeout"),
           auth: await Authenticator.fromConfig(this.config),
         }),
         log: this.logger.child("core.transport"),

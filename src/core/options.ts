@@ -39,6 +39,11 @@ export function registerCoreOptions(config: Config): void {
       default: 10,
       help: "seconds each slice's prestop and stop (with its background tasks) may take",
     },
+    request_body_timeout: {
+      type: "duration",
+      default: 30,
+      help: "seconds a client has to send a request body; slower ones get 408",
+    },
     max_body_size: {
       type: "int",
       default: 10 * 1024 * 1024,

@@ -8,6 +8,9 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Context, MiddlewareHandler } from "hono";
 import type { Authenticator } from "../auth/auth.ts";
+import { readBody } from "./body.ts";
+
+const DECODER = new TextDecoder();
 import { describeError, HttpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { Invoker, toResponse } from "../protocol/invoke.ts";
@@ -26,6 +29,8 @@ export interface AppOptions {
   log: Logger;
   /** Default request body limit in bytes. */
   maxBodySize: number;
+  /** Seconds a client has to send a request body before it gets 408. */
+  bodyTimeout: number;
   /** Checks tokens of methods that enforce auth; none when `server.auth` is off. */
   auth?: Authenticator;
 }
@@ -98,7 +103,7 @@ export function buildApp(options: AppOptions): FetchHandler {
           path: c.req.path,
           params: c.req.param(),
           search: inQuery && query >= 0 ? url.slice(query) : "",
-          body: inQuery ? "" : await request.text(),
+          body: inQuery ? "" : DECODER.decode(await readBody(request, options.bodyTimeout)),
           request: () => request,
           signal: () => request.signal,
         }),

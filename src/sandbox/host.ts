@@ -25,6 +25,7 @@ import {
   packageInfo,
 } from "../extensions/host.ts";
 import { type Feature, FeatureManager } from "../features.ts";
+import { readBody } from "../http/body.ts";
 import type { Logger } from "../log.ts";
 import { addHandler, method, type MethodDefinition } from "../protocol/method.ts";
 import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
@@ -232,9 +233,11 @@ class Sandbox {
     this.#log = log;
     // Read once: a configuration lookup consults the environment, too slow for every request.
     this.#requestTimeout = config.duration("server", "sandbox_request_timeout");
+    this.#bodyTimeout = config.duration("server", "request_body_timeout");
   }
 
   readonly #requestTimeout: number;
+  readonly #bodyTimeout: number;
 
   get name(): string {
     return this.#spec.name;
@@ -414,7 +417,8 @@ class Sandbox {
     api?: { key: string; params: Record<string, string> },
   ): Promise<Response> {
     if (this.failure) return failure(503, `extension ${this.name} failed: ${this.failure}`);
-    const body = request.body ? await request.arrayBuffer() : null;
+    const read = await readBody(request, this.#bodyTimeout);
+    const body = read.length > 0 ? read.buffer as ArrayBuffer : null;
     const id = ++this.#nextId;
     const timeout = this.#requestTimeout;
     return await new Promise<Response>((resolve) => {

@@ -118,6 +118,7 @@ async function load(message: Extract<ToSandbox, { t: "load" }>): Promise<void> {
       statics,
       log: logger.child(message.name),
       maxBodySize: message.maxBodySize,
+      bodyTimeout: 30,
     });
     view = {
       config,
