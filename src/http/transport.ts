@@ -89,10 +89,40 @@ export class HttpTransport {
     }
     this.#inFlight++;
     try {
-      return await this.#options.handler(request);
+      return this.#track(await this.#options.handler(request));
     } finally {
       this.#inFlight--;
     }
+  }
+
+  /** Open event streams, ended at shutdown (they never end on their own). */
+  readonly #streams = new Set<TransformStreamDefaultController<Uint8Array>>();
+
+  /**
+   * Wraps an event stream so that shutdown can end it: `server.shutdown()` waits for every open
+   * response, and an event stream stays open until its client leaves.
+   */
+  #track(response: Response): Response {
+    const type = response.headers.get("content-type") ?? "";
+    if (!response.body || !type.startsWith("text/event-stream")) return response;
+    let controller!: TransformStreamDefaultController<Uint8Array>;
+    const stream = new TransformStream<Uint8Array, Uint8Array>({
+      start: (c) => {
+        controller = c;
+        this.#streams.add(c);
+      },
+      flush: () => {
+        this.#streams.delete(controller);
+      },
+    });
+    response.body.pipeTo(stream.writable).catch(() => {}).finally(() =>
+      this.#streams.delete(controller)
+    );
+    return new Response(stream.readable, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
   }
 
   /** From now on new requests get 503. */
@@ -106,6 +136,14 @@ export class HttpTransport {
    */
   async drain(deadline: number): Promise<boolean> {
     this.beginStopping();
+    for (const stream of this.#streams) {
+      try {
+        stream.terminate();
+      } catch {
+        // already ended
+      }
+    }
+    this.#streams.clear();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
