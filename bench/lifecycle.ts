@@ -5,9 +5,8 @@
  * Part of `deno task bench`; `--quick` measures less (CI smoke).
  */
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { PROJECT, type Running, spawnServer } from "./spawn.ts";
 
-const PROJECT = fileURLToPath(new URL("..", import.meta.url));
 const QUICK = Deno.args.includes("--quick");
 const FLAGS = [
   "--allow-read",
@@ -47,35 +46,7 @@ export function setup(app) { app.registerSlice(new S("${name}.main")); }
   return names;
 }
 
-interface Running {
-  child: Deno.ChildProcess;
-  url: string;
-  started: number;
-}
-
-async function start(args: string[]): Promise<Running> {
-  const started = performance.now();
-  const child = new Deno.Command("deno", {
-    args,
-    cwd: PROJECT,
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  let url: string | undefined;
-  while (!url) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`ended before listening:\n${text}`);
-    text += value;
-    url = /server running at (\S+)/.exec(text)?.[1];
-  }
-  void (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  return { child, url, started };
-}
+const start = spawnServer;
 
 async function server(root: string, names: string[], isolation: string): Promise<Running> {
   const cfg = join(root, `${isolation}-${names.length}.cfg`);

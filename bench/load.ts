@@ -5,9 +5,8 @@
  * the same run. `deno task bench` runs it; `--quick` runs each target briefly (CI smoke).
  */
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { PROJECT, spawnServer } from "./spawn.ts";
 
-const PROJECT = fileURLToPath(new URL("..", import.meta.url));
 const QUICK = Deno.args.includes("--quick");
 const DURATION = QUICK ? "1s" : "8s";
 const CONNECTIONS = 50;
@@ -67,25 +66,7 @@ interface Target {
 }
 
 async function run(target: Target): Promise<Result> {
-  const child = new Deno.Command("deno", {
-    args: target.args,
-    cwd: PROJECT,
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  let url: string | undefined;
-  while (!url) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${target.name} ended before listening:\n${text}`);
-    text += value;
-    url = /server running at (\S+)/.exec(text)?.[1];
-  }
-  void (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
+  const { child, url } = await spawnServer(target.args);
   const wrk = async (duration: string) =>
     new TextDecoder().decode(
       (await new Deno.Command("wrk", {
