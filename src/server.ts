@@ -4,15 +4,14 @@
  * @module
  */
 import { Registry } from "./application.ts";
-import { Authenticator, registerAuthOptions } from "./auth/auth.ts";
+import type { Authenticator } from "./auth/auth.ts";
+import { registerAuthOptions } from "./auth/options.ts";
 import type { Config } from "./config/config.ts";
 import { registerCoreOptions } from "./core/options.ts";
 import { CoreServerSlice, type CoreView, TransportSlice } from "./core/slices.ts";
 import { ConfigError, InmantaError } from "./errors.ts";
 import { checkExtensionName, discoverExtensions } from "./extensions/discovery.ts";
 import type { ExtensionHost, LoadedExtension } from "./extensions/host.ts";
-import { SandboxHost } from "./sandbox/host.ts";
-import { buildApp } from "./http/api.ts";
 import { StaticTable } from "./http/static.ts";
 import { HttpTransport } from "./http/transport.ts";
 import { Logger } from "./log.ts";
@@ -45,7 +44,7 @@ export class Server {
   readonly config: Config;
   /** The server's logger. */
   readonly logger: Logger;
-  readonly #host: ExtensionHost;
+  #host: ExtensionHost | undefined;
   readonly #registry: Registry;
   readonly #statics = new StaticTable();
   #state: ServerState = "created";
@@ -62,7 +61,7 @@ export class Server {
   constructor(options: ServerOptions) {
     this.config = options.config;
     this.logger = options.logger ?? new Logger();
-    this.#host = options.host ?? new SandboxHost(this.logger);
+    this.#host = options.host;
     this.#modules = options.modules ?? {};
     this.#registry = new Registry(this.config);
     registerCoreOptions(this.config);
@@ -117,6 +116,10 @@ export class Server {
     }
     this.#state = "starting";
     try {
+      // Loaded on start: an extension's `import "@inmanta/server"` then stays light in its
+      // sandbox (no router, no token code, no sandbox host of its own).
+      this.#host ??= new (await import("./sandbox/host.ts")).SandboxHost(this.logger);
+      const { buildApp } = await import("./http/api.ts");
       this.config.validate();
       await this.#load();
       this.#order = startOrder(this.#registry.slices, this.logger);
@@ -138,7 +141,7 @@ export class Server {
           log: this.logger,
           maxBodySize: this.config.int("server", "max_body_size"),
           bodyTimeout: this.config.duration("server", "request_body_timeout"),
-          auth: await Authenticator.fromConfig(this.config),
+          auth: await authenticator(this.config),
         }),
         log: this.logger.child("core.transport"),
       });
@@ -165,7 +168,7 @@ export class Server {
     } catch (error) {
       this.#state = "failed";
       await this.#transport?.close();
-      await this.#host.close?.();
+      await this.#host?.close?.();
       throw error;
     }
   }
@@ -201,12 +204,12 @@ export class Server {
       });
     }
     const specs = await discoverExtensions(this.config, names, this.#modules);
-    for (const spec of specs) this.#host.preload?.(spec, this.config);
+    for (const spec of specs) this.#host!.preload?.(spec, this.config);
     for (const spec of specs) {
       this.logger.debug(`loading extension ${spec.name} from ${spec.specifier}`);
       let loaded: LoadedExtension;
       try {
-        loaded = await this.#host.load(spec, this.#registry.contextFor(spec.name));
+        loaded = await this.#host!.load(spec, this.#registry.contextFor(spec.name));
       } catch (error) {
         if (this.#bootFailure(spec.name) === "abort") throw error;
         const reason = (error as Error).message;
@@ -304,7 +307,7 @@ export class Server {
   async #stop(): Promise<void> {
     if (this.#state !== "running") {
       await this.#transport?.close();
-      await this.#host.close?.();
+      await this.#host?.close?.();
       this.#state = "stopped";
       return;
     }
@@ -312,7 +315,7 @@ export class Server {
     this.#deadline = Date.now() + this.config.duration("server", "shutdown_timeout") * 1000;
     this.#transport?.beginStopping();
     await this.#lifecycle!.stop(this.#deadline);
-    await this.#host.close?.();
+    await this.#host?.close?.();
     this.#state = "stopped";
     this.logger.info("server stopped");
   }
@@ -340,4 +343,10 @@ async function readTls(config: Config): Promise<{ cert: string; key: string } | 
     }
   };
   return { cert: await read("ssl_cert_file", certFile), key: await read("ssl_key_file", keyFile) };
+}
+
+/** The token checker when `server.auth` is on (the JWT code is loaded only then). */
+async function authenticator(config: Config): Promise<Authenticator | undefined> {
+  if (!config.bool("server", "auth")) return undefined;
+  return await (await import("./auth/auth.ts")).Authenticator.fromConfig(config);
 }

@@ -7,7 +7,8 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.ts";
 import { InmantaError } from "../errors.ts";
-import { issueToken, registerAuthOptions } from "./auth.ts";
+import { issueToken } from "./auth.ts";
+import { registerAuthOptions } from "./options.ts";
 
 if (import.meta.main) {
   const { values } = parseArgs({

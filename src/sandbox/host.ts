@@ -286,7 +286,6 @@ class Sandbox {
       name: this.name,
       specifier: this.#spec.specifier,
       config: [...this.#config.snapshot()].map(([s, o]) => [s, [...o]]),
-      maxBodySize: this.#config.int("server", "max_body_size"),
       version: info.version,
       coreRange: info.coreRange,
       manifest: info.file,

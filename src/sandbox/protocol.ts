@@ -50,7 +50,6 @@ export type ToSandbox =
     name: string;
     specifier: string;
     config: [string, [string, IniValue][]][];
-    maxBodySize: number;
     /** From the extension's deno.json, read by the server. */
     version?: string;
     coreRange?: string;

@@ -11,7 +11,6 @@ import { Config } from "../config/config.ts";
 import { ExtensionError, SliceError } from "../errors.ts";
 import type { ExtensionSpec } from "../extensions/discovery.ts";
 import { type ExtensionModule, importExtension, setUpExtension } from "../extensions/host.ts";
-import { buildApp, type FetchHandler } from "../http/api.ts";
 import { StaticTable } from "../http/static.ts";
 import { Logger } from "../log.ts";
 import type { MethodDefinition } from "../protocol/method.ts";
@@ -42,7 +41,7 @@ let slices = new Map<string, ServerSlice>();
 const invokers = new Map<string, Invoker>();
 const decoder = new TextDecoder();
 const NEVER = new AbortController().signal;
-let app: FetchHandler | undefined;
+let statics: StaticTable | undefined;
 let view: SliceServer | undefined;
 
 /** How often the sandbox says it is alive; the server declares it hung after its own timeout. */
@@ -92,14 +91,14 @@ async function load(message: Extract<ToSandbox, { t: "load" }>): Promise<void> {
       registry.contextFor(message.name),
       { coreRange: message.coreRange, version: message.version, file: message.manifest },
     );
-    const statics = new StaticTable();
+    const table = new StaticTable();
     for (const slice of registry.slices) {
       const internals = slice[INTERNALS];
       internals.attach(logger.child(slice.name));
       const announce = (location: string, start: boolean) =>
         channel.send({ t: "mount", slice: slice.name, location, start });
       const add = (mount: Parameters<StaticTable["add"]>[0]) => {
-        statics.add(mount, slice.name);
+        table.add(mount, slice.name);
         announce(mount.location, mount.kind === "directory" && mount.start);
       };
       for (const mount of internals.mounts) add(mount);
@@ -113,13 +112,7 @@ async function load(message: Extract<ToSandbox, { t: "load" }>): Promise<void> {
         new Invoker(route, logger.child(message.name)),
       );
     }
-    app = buildApp({
-      routes,
-      statics,
-      log: logger.child(message.name),
-      maxBodySize: message.maxBodySize,
-      bodyTimeout: 30,
-    });
+    statics = table;
     view = {
       config,
       getSlice: <T extends ServerSlice>(name: string): T => {
@@ -178,16 +171,19 @@ async function call(message: Extract<ToSandbox, { t: "call" }>): Promise<void> {
   }
 }
 
+/** A request for static content: API calls come routed, as `api` messages. */
 async function request(message: Extract<ToSandbox, { t: "req" }>): Promise<void> {
   let response: Response;
   try {
-    response = await app!(
-      new Request(message.url, {
-        method: message.method,
-        headers: message.headers,
-        body: message.body,
-      }),
-    );
+    const request = new Request(message.url, {
+      method: message.method,
+      headers: message.headers,
+      body: message.body,
+    });
+    response = await statics!.serve(request, new URL(message.url).pathname) ??
+      Response.json({ message: `no such file: ${new URL(message.url).pathname}` }, {
+        status: 404,
+      });
   } catch (error) {
     logger.error(`request ${message.method} ${message.url} failed: ${describe(error).message}`);
     response = Response.json({ message: "internal server error" }, { status: 500 });
