@@ -6,12 +6,10 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import semver from "semver";
 import type { ApplicationContext } from "../application.ts";
 import type { Config } from "../config/config.ts";
 import { describeError, ExtensionError, InmantaError } from "../errors.ts";
 import { isMethod, type MethodDefinition } from "../protocol/method.ts";
-import { VERSION } from "../version.ts";
 import type { ExtensionSpec } from "./discovery.ts";
 
 /** An extension after `setup` ran. */
@@ -98,22 +96,6 @@ export async function packageInfo(spec: ExtensionSpec): Promise<PackageInfo> {
   return {};
 }
 
-/** Refuses an extension whose declared core range does not include this server's version. */
-export function checkCompatibility(name: string, range: string, declaredIn: string): void {
-  if (semver.validRange(range) === null) {
-    throw new ExtensionError(
-      "extension.core_range",
-      `extension ${name}: ${declaredIn} '${range}' is not a valid semver range`,
-    );
-  }
-  if (!semver.satisfies(VERSION, range, { includePrerelease: true })) {
-    throw new ExtensionError(
-      "extension.incompatible",
-      `extension ${name} requires core ${range} (${declaredIn}) but this server is ${VERSION}`,
-    );
-  }
-}
-
 /** Imports an extension's module; a failure is an ExtensionError naming the extension. */
 export async function importExtension(spec: ExtensionSpec): Promise<ExtensionModule> {
   try {
@@ -136,17 +118,10 @@ export async function setUpExtension(
   module: ExtensionModule,
   context: ApplicationContext,
   info: PackageInfo,
+  checkCore: (exported: unknown) => void | Promise<void>,
 ): Promise<{ version: string; methods: MethodDefinition[] }> {
-  if (typeof module.coreVersion === "string") {
-    checkCompatibility(spec.name, module.coreVersion, "export const coreVersion =");
-  } else if (module.coreVersion !== undefined) {
-    throw new ExtensionError(
-      "extension.core_range",
-      `extension ${spec.name}: coreVersion must be a string semver range`,
-    );
-  } else if (info.coreRange) {
-    checkCompatibility(spec.name, info.coreRange, `${info.file} imports "@inmanta/server"`);
-  }
+  // Before setup: an incompatible extension must not run any of its code's effects.
+  await checkCore(module.coreVersion);
   if (typeof module.setup !== "function") {
     throw new ExtensionError(
       "extension.setup",
@@ -171,25 +146,6 @@ export async function setUpExtension(
       (typeof module.version === "string" ? module.version : "unversioned"),
     methods: Object.values(module).filter(isMethod),
   };
-}
-
-/** Runs extensions in the server process, with the server's permissions. */
-export class InProcessHost implements ExtensionHost {
-  /** Imports, checks and sets up one extension. */
-  async load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension> {
-    const info = await packageInfo(spec);
-    const module = (spec.module as ExtensionModule | undefined) ?? await importExtension(spec);
-    const { version, methods } = await setUpExtension(spec, module, context, info);
-    return {
-      name: spec.name,
-      version,
-      source: displaySource(spec),
-      isolation: "none",
-      permissions: "all of the server's",
-      status: "loaded",
-      methods,
-    };
-  }
 }
 
 /** The source of an extension as operators wrote it: a path for local files. */

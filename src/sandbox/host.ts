@@ -17,13 +17,14 @@ import {
 } from "../errors.ts";
 import type { ExtensionSpec } from "../extensions/discovery.ts";
 import { prefetch } from "../extensions/fetch.ts";
+import { checkCore } from "../extensions/compat.ts";
 import {
   displaySource,
   type ExtensionHost,
-  InProcessHost,
   type LoadedExtension,
   packageInfo,
 } from "../extensions/host.ts";
+import { InProcessHost } from "../extensions/in_process.ts";
 import { type Feature, FeatureManager } from "../features.ts";
 import { readBody } from "../http/body.ts";
 import type { Logger } from "../log.ts";
@@ -34,6 +35,7 @@ import { describeGrant, type Grant, parseGrant, workerPermissions } from "./gran
 import {
   type Batch,
   Channel,
+  describe,
   type ErrorDescriptor,
   type FromSandbox,
   type MethodDescriptor,
@@ -350,6 +352,16 @@ class Sandbox {
         this.#pending.delete(message.id);
         if (message.error) pending.reject(rebuild(message.error));
         else pending.resolve(undefined);
+        return;
+      }
+      case "compat": {
+        let error: ErrorDescriptor | undefined;
+        try {
+          checkCore(this.name, message.exported ?? undefined, this.#info);
+        } catch (failure) {
+          error = describe(failure);
+        }
+        this.#channel!.send({ t: "compat", error });
         return;
       }
       case "beat":

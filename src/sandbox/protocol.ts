@@ -56,6 +56,8 @@ export type ToSandbox =
     manifest?: string;
   }
   | { t: "call"; id: number; slice: string; op: SliceOperation; until: number }
+  /** The answer to a compatibility question: no error means compatible. */
+  | { t: "compat"; error?: ErrorDescriptor }
   | {
     t: "req";
     id: number;
@@ -90,6 +92,11 @@ export type FromSandbox =
     features?: Feature[];
   }
   | { t: "done"; id: number; error?: ErrorDescriptor }
+  /**
+   * Before setup: the module's `coreVersion` (null when it has none, false when it is not a
+   * string), for the server to check (semver stays out of sandboxes).
+   */
+  | { t: "compat"; exported: string | null | false }
   | {
     t: "res";
     id: number;

@@ -23,6 +23,7 @@ import {
   type Batch,
   Channel,
   describe,
+  type ErrorDescriptor,
   type FromSandbox,
   type MethodDescriptor,
   type Port,
@@ -38,6 +39,7 @@ const logger = new Logger("silent");
 logger.onRecord(({ level, source, message }) => channel.send({ t: "log", level, source, message }));
 
 let slices = new Map<string, ServerSlice>();
+const compatibility = Promise.withResolvers<ErrorDescriptor | undefined>();
 const invokers = new Map<string, Invoker>();
 const decoder = new TextDecoder();
 const NEVER = new AbortController().signal;
@@ -90,6 +92,14 @@ async function load(message: Extract<ToSandbox, { t: "load" }>): Promise<void> {
       module,
       registry.contextFor(message.name),
       { coreRange: message.coreRange, version: message.version, file: message.manifest },
+      async (exported) => {
+        channel.send({
+          t: "compat",
+          exported: typeof exported === "string" ? exported : exported === undefined ? null : false,
+        });
+        const error = await compatibility.promise;
+        if (error) throw new ExtensionError(error.code ?? "extension.incompatible", error.message);
+      },
     );
     const table = new StaticTable();
     for (const slice of registry.slices) {
@@ -219,6 +229,7 @@ async function api(message: Extract<ToSandbox, { t: "api" }>): Promise<void> {
 scope.onmessage = (event) => {
   for (const message of Channel.decode<ToSandbox>(event.data)) {
     if (message.t === "api") void api(message);
+    else if (message.t === "compat") compatibility.resolve(message.error);
     else if (message.t === "req") void request(message);
     else if (message.t === "call") void call(message);
     else if (message.t === "load") void load(message);
