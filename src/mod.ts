@@ -58,6 +58,7 @@ export { Server, type ServerOptions, type ServerState } from "./server.ts";
 export { ServerSlice, type SliceServer, type SliceStatus } from "./slices/slice.ts";
 export { PRODUCT, VERSION } from "./version.ts";
 export { Client, ClientError, type ClientOptions } from "./client.ts";
+export { streaming } from "./http/transport.ts";
 export {
   assertDenied,
   type Denial,

