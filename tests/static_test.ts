@@ -88,6 +88,12 @@ Deno.test("static content", async (t) => {
     assert.equal(stale.status, 200);
     await stale.body?.cancel();
   });
+  await t.step("a file changed on disk is served changed", async () => {
+    assert.equal(await (await fetch(`${url}/files/data.json`)).text(), "{}");
+    await Deno.writeTextFile(join(site, "data.json"), '{"changed": true}');
+    assert.equal(await (await fetch(`${url}/files/data.json`)).text(), '{"changed": true}');
+    await Deno.writeTextFile(join(site, "data.json"), "{}");
+  });
   await t.step("missing files: 404", async () => {
     const response = await fetch(`${url}/files/nope.html`);
     assert.equal(response.status, 404);

@@ -53,6 +53,8 @@ const TYPES: Record<string, string> = {
 
 /** Files up to this size are answered from one read instead of a stream. */
 const SMALL_FILE = 256 * 1024;
+/** How many small files are kept in memory (the oldest goes first). */
+const CACHED_FILES = 256;
 
 function contentType(path: string): string {
   const dot = path.lastIndexOf(".");
@@ -87,6 +89,7 @@ function notModified(request: Request, etag: string): boolean {
 
 /** The table of static mounts of a server; lookups pick the longest matching prefix. */
 export class StaticTable {
+  readonly #files = new Map<string, { etag: string; body: Uint8Array<ArrayBuffer> }>();
   #directories: DirectoryEntry[] = [];
   readonly #contents = new Map<string, ContentEntry>();
 
@@ -202,7 +205,8 @@ export class StaticTable {
       return undefined;
     }
     if (!info.isFile) return undefined;
-    const etag = `W/"${info.size.toString(16)}-${(info.mtime?.getTime() ?? 0).toString(16)}"`;
+    const mtime = info.mtime?.getTime() ?? 0;
+    const etag = `W/"${info.size.toString(16)}-${mtime.toString(16)}"`;
     const headers = {
       "content-type": contentType(path),
       "content-length": String(info.size),
@@ -211,8 +215,17 @@ export class StaticTable {
     };
     if (notModified(request, etag)) return new Response(null, { status: 304, headers: { etag } });
     if (request.method === "HEAD") return new Response(null, { headers });
-    // Small files in one read: a file stream costs more per request than the file itself.
-    if (info.size <= SMALL_FILE) return new Response(Deno.readFileSync(path), { headers });
+    // Small files in one read, kept while their size and mtime stay the same: a file stream
+    // costs more per request than the file itself.
+    if (info.size <= SMALL_FILE) {
+      let cached = this.#files.get(path);
+      if (!cached || cached.etag !== etag) {
+        cached = { etag, body: Deno.readFileSync(path) };
+        if (this.#files.size >= CACHED_FILES) this.#files.delete(this.#files.keys().next().value!);
+        this.#files.set(path, cached);
+      }
+      return new Response(cached.body, { headers });
+    }
     const file = await Deno.open(path, { read: true });
     return new Response(file.readable, { headers });
   }
