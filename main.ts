@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     const config = new Config();
     new Server({ config });
     const options = config.registeredOptions().map((o) =>
-      `  ${`${o.section}.${o.name}`.padEnd(28)} ${o.help} (${o.type}, default ${
+      `  ${`${o.section}.${o.name}`.padEnd(34)} ${o.help} (${o.type}, default ${
         JSON.stringify(o.default)
       })`
     );
