@@ -4,7 +4,29 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { SignJWT } from "jose";
 import { logged, PROJECT, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+
+/** Runs the browser driver against `url`; returns what it saw. */
+async function drive(url: string, artifacts: string, token?: string) {
+  await Deno.mkdir(artifacts, { recursive: true });
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--no-lock",
+      "tests/browser/console_driver.ts",
+      url,
+      artifacts,
+      ...(token ? [token] : []),
+    ],
+    cwd: PROJECT,
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  assert.equal(code, 0, decode(stderr));
+  return JSON.parse(decode(stdout));
+}
 
 Deno.test("console: shows the server, its extensions, slices, endpoints and tasks", async () => {
   await using root = await tempDir();
@@ -28,15 +50,7 @@ export function setup(app) { app.registerSlice(new Broken("broken.main")); }
   await failed;
 
   const artifacts = join(PROJECT, "tests/artifacts");
-  await Deno.mkdir(artifacts, { recursive: true });
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-lock", "tests/browser/console_driver.ts", test.url, artifacts],
-    cwd: PROJECT,
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  assert.equal(code, 0, decode(stderr));
-  const seen = JSON.parse(decode(stdout));
+  const seen = await drive(test.url, artifacts);
 
   assert.deepEqual(seen.errors, [], "no console errors");
   assert.equal(seen.version, "0.1.0");
@@ -64,4 +78,23 @@ export function setup(app) { app.registerSlice(new Broken("broken.main")); }
   assert.equal(seen.firstFocus, "Skip to content");
   assert.ok(seen.widthAt375 <= 375, `the page is ${seen.widthAt375}px wide at 375px`);
   assert.ok((await Deno.stat(join(artifacts, "console.png"))).size > 10_000);
+});
+
+Deno.test("console: with server.auth on, it asks for a token and then shows the server", async () => {
+  const key = "a-console-test-secret-of-more-than-32-characters";
+  await using test = await startTestServer({
+    roots: [join(PROJECT, "extensions")],
+    enable: ["ui", "new_extension"],
+    config: `[server]\nauth = true\n[auth_jwt_default]\nkey = ${key}\n`,
+  });
+  const token = await new SignJWT({ "urn:inmanta:ct": ["api"] })
+    .setProtectedHeader({ alg: "HS256" }).setIssuer("https://localhost:8888/")
+    .setAudience("https://localhost:8888/").sign(new TextEncoder().encode(key));
+  const seen = await drive(test.url, join(PROJECT, "tests/artifacts/auth"), token);
+  assert.equal(seen.askedForToken, true);
+  assert.equal(seen.loginHidden, true);
+  assert.ok(seen.extensions.some((row: string) => row.includes("new_extension")));
+  assert.match(seen.tried, /^200\n[\s\S]*"message": "hello browser"/);
+  // Only the first, unauthenticated reads fail (the browser logs their 401s).
+  for (const error of seen.errors) assert.match(error, /401/);
 });

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [url, artifacts] = Deno.args;
+const [url, artifacts, token] = Deno.args;
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
@@ -20,6 +20,14 @@ try {
   });
   page.on("pageerror", (error) => errors.push(error.message));
   await page.goto(`${url}/`);
+  let askedForToken = false;
+  if (token) {
+    // The server requires a token: the console asks for one, then loads.
+    await page.waitForSelector("body[data-needs-token=true]");
+    askedForToken = await page.isVisible("#login");
+    await page.getByLabel("API token").fill(token);
+    await page.getByRole("button", { name: "Use token" }).click();
+  }
   await page.waitForSelector("body[data-loaded=true]");
   await page.keyboard.press("Tab");
   const firstFocus = await page.evaluate("document.activeElement?.textContent");
@@ -36,6 +44,8 @@ try {
     ),
     endpoints: await page.locator("#endpoints li").allTextContents(),
     firstFocus,
+    askedForToken,
+    loginHidden: await page.isHidden("#login"),
   };
 
   const greet = page.locator("#endpoints li", { hasText: "/api/v2/greeting/{name}" });

@@ -15,8 +15,11 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+const TOKEN_KEY = "inmanta-console-token";
+
 async function getJson(url) {
-  const response = await fetch(url);
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const response = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   const body = await response.json().catch(() => ({}));
   return { status: response.status, body };
 }
@@ -206,6 +209,14 @@ async function refresh() {
       getJson("/api/v2/scheduled-tasks"),
       getJson("/api/v2/docs/openapi.json"),
     ]);
+    if (status.status === 401 || status.status === 403) {
+      $("#login").hidden = false;
+      $("#health").textContent = `Not signed in: ${status.body.message ?? status.status}`;
+      document.body.dataset.needsToken = "true";
+      return;
+    }
+    $("#login").hidden = true;
+    delete document.body.dataset.needsToken;
     const data = status.body.data;
     $("#version").textContent = data.version;
     const failed = data.extensions.some((e) => e.status === "failed") ||
@@ -223,8 +234,18 @@ async function refresh() {
   } catch (error) {
     $("#health").textContent = `Cannot reach the server: ${error.message}`;
   } finally {
-    setTimeout(refresh, 2000);
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 2000);
   }
 }
+
+let timer;
+$("#login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+  $("#token").value = "";
+  clearTimeout(timer);
+  refresh();
+});
 
 refresh();
