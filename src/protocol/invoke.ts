@@ -140,6 +140,7 @@ export class Invoker {
   #async = false;
 
   #decodeQuery(search: string): Record<string, unknown> {
+    if (search.length <= 1) return {};
     const params = new URLSearchParams(search);
     const out: Record<string, unknown> = {};
     for (const key of new Set(params.keys())) {
