@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import * as kit from "@inmanta/server";
 import { getJson, PROJECT, startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
 const KEY = "a-test-secret-that-is-long-enough-1234567890";
@@ -28,9 +29,8 @@ const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}`
 Deno.test("auth: tokens, client types, open methods", async (t) => {
   await using root = await tempDir();
   await writeExtension(root.path, "agentapi", AGENT_ONLY);
-  await using test = await startTestServer({
-    roots: [root.path],
-    enable: ["agentapi"],
+  await using test = await kit.startTestServer({
+    extensions: [{ name: "agentapi", path: root.path }],
     config: `[server]\nauth = true\n[auth_jwt_default]\nkey = ${KEY}\n`,
   });
   const status = `${test.url}/api/v1/serverstatus`;

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import * as kit from "@inmanta/server";
 import { ConfigError, type LogRecord } from "@inmanta/server";
 import { describeGrant, parseGrant } from "../src/sandbox/grant.ts";
 import { getJson, logged, startTestServer, tempDir, writeExtension } from "./helpers.ts";
@@ -105,20 +106,20 @@ Deno.test("sandbox: denied access of every kind fails that request with 500 and 
   });
 });
 
-Deno.test("sandbox: what is granted is allowed, and only that", async () => {
+Deno.test("sandbox: what is granted is allowed, and only that (with the public test kit)", async () => {
   await using root = await tempDir();
   await writeExtension(root.path, "nosy", NOSY);
   await using probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepting = (async () => {
     for await (const conn of probe) conn.close();
   })();
-  await using test = await startTestServer({
-    roots: [root.path],
-    enable: ["nosy"],
-    config: `[extension.nosy]
-probe_port = ${probe.addr.port}
-permissions = read=/etc/hostname; env=HOME; net=127.0.0.1:${probe.addr.port}
-`,
+  await using test = await kit.startTestServer({
+    extensions: [{
+      name: "nosy",
+      path: root.path,
+      permissions: `read=/etc/hostname; env=HOME; net=127.0.0.1:${probe.addr.port}`,
+    }],
+    config: `[extension.nosy]\nprobe_port = ${probe.addr.port}\n`,
   });
   for (const kind of ["read", "env", "net"]) {
     const r = await getJson(`${test.url}/api/v2/nosy/${kind}`);
@@ -126,6 +127,8 @@ permissions = read=/etc/hostname; env=HOME; net=127.0.0.1:${probe.addr.port}
   }
   const write = await getJson(`${test.url}/api/v2/nosy/write`);
   assert.equal(write.status, 500);
+  kit.assertDenied(test, "nosy", "write", "/tmp/inmanta-nosy.txt");
+  assert.deepEqual(kit.deniedAccess(test).map((d) => d.kind), ["write"]);
   const status = await getJson(`${test.url}/api/v1/serverstatus`);
   const nosy = (status.body.data as { extensions: Record<string, string>[] }).extensions[1];
   assert.equal(
