@@ -140,11 +140,6 @@ export class Config {
     return [...this.#options.values()];
   }
 
-  /** The names of the sections that files set. */
-  sections(): string[] {
-    return [...this.#values.keys()];
-  }
-
   /** Whether a file or the environment sets this option. */
   has(section: string, option: string): boolean {
     return this.#raw(section, option) !== undefined;

@@ -63,11 +63,6 @@ export class HttpTransport {
     return this.#options.tls !== undefined;
   }
 
-  /** Requests being handled now. */
-  get inFlight(): number {
-    return this.#inFlight;
-  }
-
   /** Starts listening on every address; a bind failure names the address and cause. */
   listen(): void {
     for (const hostname of this.#options.addresses) {
