@@ -14,11 +14,14 @@ export interface Running {
   started: number;
 }
 
-/** Runs `deno <args>` in the project and waits until it says where it listens. */
-export async function spawnServer(args: string[]): Promise<Running> {
+/**
+ * Runs `deno <args>` in the project and waits until it says where it listens; with `cpus`
+ * (such as "0"), pinned to those CPUs with taskset.
+ */
+export async function spawnServer(args: string[], cpus?: string): Promise<Running> {
   const started = performance.now();
-  const child = new Deno.Command("deno", {
-    args,
+  const child = new Deno.Command(cpus ? "taskset" : "deno", {
+    args: cpus ? ["-c", cpus, "deno", ...args] : args,
     cwd: PROJECT,
     stdout: "null",
     stderr: "piped",

@@ -84,6 +84,27 @@ for (const isolation of MODES) {
       const version = await getJson(`${url}/api/v1/echo/1`);
       assert.equal(version.status, 404);
     });
+    await t.step("routing: literal before parameter, decoding, trailing slash, HEAD", async () => {
+      const get = async (path: string) => {
+        const r = await getJson(`${url}/api/v2${path}`);
+        return [r.status, r.body];
+      };
+      const names = (first: string, last: string) => [200, { data: { first, last } }];
+      assert.deepEqual(await get("/names/ada/lovelace"), names("ada", "lovelace"));
+      assert.deepEqual(await get("/names/latest/info"), [200, { data: "info" }]);
+      // The literal branch fails at its last segment, so the parameters take the path.
+      assert.deepEqual(await get("/names/latest/doe"), names("latest", "doe"));
+      assert.deepEqual(await get("/names/a%20b/c%2Fd"), names("a b", "c/d"));
+      assert.deepEqual(await get("/names/ada/lovelace/"), names("ada", "lovelace"));
+      assert.deepEqual(await get("/names/latest/%69nfo"), [200, { data: "info" }]);
+      assert.deepEqual(await get("/names/ada"), [404, {
+        message: "no route for GET /api/v2/names/ada",
+      }]);
+      assert.equal((await get("/names//x"))[0], 404);
+      const head = await fetch(`${url}/api/v2/echo/1`, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(await head.text(), "");
+    });
     await t.step("wrong operation on a known path: 405 with Allow", async () => {
       const r = await getJson(`${url}/api/v2/echo/1`, { method: "POST", body: "{}" });
       assert.equal(r.status, 405);
@@ -141,6 +162,8 @@ for (const isolation of MODES) {
       "/api/v2/health",
       "/api/v2/items",
       "/api/v2/items/{name}",
+      "/api/v2/names/latest/info",
+      "/api/v2/names/{first}/{last}",
       "/api/v2/scheduled-tasks",
       "/api/v2/teapot",
       "/api/v2/upload",

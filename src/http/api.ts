@@ -1,22 +1,19 @@
 /**
- * The HTTP application: API methods routed by hono, arguments decoded and validated, answers
- * in the `{"data": ...}` / `{"message": ...}` envelopes, then static content.
+ * The HTTP application: API methods found by the radix router, arguments decoded and validated,
+ * answers in the `{"data": ...}` / `{"message": ...}` envelopes; then 405 for known paths, static
+ * content, and 404.
  *
  * @module
  */
-import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import type { Context, MiddlewareHandler } from "hono";
 import type { Authenticator } from "../auth/auth.ts";
-import { readBody } from "./body.ts";
-
-const DECODER = new TextDecoder();
 import { describeError, HttpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { Invoker, toResponse } from "../protocol/invoke.ts";
+import { Invoker, type Outcome, toResponse } from "../protocol/invoke.ts";
 import { QUERY_OPERATIONS } from "../protocol/method.ts";
 import type { Route } from "../protocol/routes.ts";
 import { INTERNALS } from "../slices/slice.ts";
+import { readBody } from "./body.ts";
+import { type Leaf, Router } from "./router.ts";
 import type { StaticTable } from "./static.ts";
 
 /** What the application is built from. */
@@ -38,97 +35,154 @@ export interface AppOptions {
 /** A request handler, as Deno.serve takes it. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
+/** One routed method: the request, its decoded path parameters and its query string. */
+type Endpoint = (
+  request: Request,
+  path: string,
+  params: Record<string, string>,
+  search: string,
+) => Response | Promise<Response>;
+
+const DECODER = new TextDecoder();
+
 function failure(status: number, message: string): Response {
   return Response.json({ message }, { status });
 }
 
 /** Builds the fetch handler. */
 export function buildApp(options: AppOptions): FetchHandler {
-  const app = new Hono({ strict: false });
+  const { log } = options;
+  const router = new Router<Endpoint>();
+  for (const route of options.routes) {
+    router.add(route.method.operation, route.method.url, endpoint(route, options));
+  }
 
-  app.onError((error, c) => {
+  const failed = (request: Request, path: string, error: unknown): Response => {
     if (error instanceof HttpError) return failure(error.status, error.message);
+    const where = `${request.method} ${path}`;
     if (error instanceof Deno.errors.NotCapable) {
-      options.log.error(
-        `permission denied in ${c.req.method} ${c.req.path}: ${
-          describeError(error).split("\n")[0]
+      log.error(`permission denied in ${where}: ${describeError(error).split("\n")[0]}`);
+    } else {
+      log.error(
+        `${where} failed: ${
+          error instanceof Error && error.stack ? error.stack : describeError(error)
         }`,
       );
-      return failure(500, "internal server error");
     }
-    options.log.error(
-      `${c.req.method} ${c.req.path} failed: ${
-        error instanceof Error && error.stack ? error.stack : describeError(error)
-      }`,
-    );
     return failure(500, "internal server error");
-  });
+  };
 
-  const operationsByUrl = new Map<string, Set<string>>();
-  for (const route of options.routes) {
-    const { method } = route;
-    operationsByUrl.set(
-      method.url,
-      (operationsByUrl.get(method.url) ?? new Set()).add(method.operation),
-    );
-    const inQuery = QUERY_OPERATIONS.has(method.operation);
-    const handlers: MiddlewareHandler[] = [];
-    if (!inQuery) {
-      const maxSize = method.maxBodySize ?? options.maxBodySize;
-      handlers.push(bodyLimit({
-        maxSize,
-        onError: () => failure(413, `request body is larger than ${maxSize} bytes`),
-      }));
+  const allowed = new WeakMap<Leaf<Endpoint>, string>();
+  const notAllowed = (request: Request, leaf: Leaf<Endpoint>): Response => {
+    let allow = allowed.get(leaf);
+    if (allow === undefined) {
+      const operations = [...leaf.byOperation.keys()];
+      if (operations.includes("GET")) operations.push("HEAD");
+      allow = operations.join(", ");
+      allowed.set(leaf, allow);
     }
-    const invoker = new Invoker(route, options.log);
-    handlers.push(async (c: Context) => {
-      if (route.slice.status !== "started") {
-        const why = route.slice[INTERNALS].failure;
-        return failure(
-          503,
-          why
-            ? `slice ${route.slice.name} failed: ${why}`
-            : `slice ${route.slice.name} is not started (${route.slice.status})`,
-        );
-      }
-      const request = c.req.raw;
-      if (options.auth && method.enforceAuth) await options.auth.check(request, method.clientTypes);
-      const forward = route.handler.forward;
-      if (forward) return await forward(request, c.req.param());
-      const url = request.url;
-      const query = url.indexOf("?");
-      return toResponse(
-        await invoker.invoke({
-          method: request.method,
-          path: c.req.path,
-          params: c.req.param(),
-          search: inQuery && query >= 0 ? url.slice(query) : "",
-          body: inQuery ? "" : DECODER.decode(await readBody(request, options.bodyTimeout)),
-          request: () => request,
-          signal: () => request.signal,
-        }),
-      );
+    const response = failure(405, `${request.method} is not allowed on ${leaf.url}; use ${allow}`);
+    response.headers.set("allow", allow);
+    return response;
+  };
+
+  const fallback = async (request: Request, path: string): Promise<Response> => {
+    if (request.method === "GET" || request.method === "HEAD") {
+      // The URL parser resolves dot segments (also encoded ones) before static lookup.
+      const served = await options.statics.serve(request, new URL(request.url).pathname);
+      if (served) return served;
+    }
+    return failure(404, `no route for ${request.method} ${path}`);
+  };
+
+  return (request) => {
+    const url = request.url;
+    const start = url.indexOf("/", url.indexOf("://") + 3);
+    const query = start < 0 ? -1 : url.indexOf("?", start);
+    const path = start < 0 ? "/" : query < 0 ? url.slice(start) : url.slice(start, query);
+    const match = router.find(path);
+    if (match === undefined) return fallback(request, path).catch((e) => failed(request, path, e));
+    const { leaf, values } = match;
+    const operation = request.method;
+    const handle = leaf.byOperation.get(operation) ??
+      (operation === "HEAD" ? leaf.byOperation.get("GET") : undefined);
+    if (handle === undefined) return notAllowed(request, leaf);
+    const params: Record<string, string> = {};
+    for (let i = 0; i < values.length; i++) params[leaf.params[i]] = values[i];
+    try {
+      const answer = handle(request, path, params, query < 0 ? "" : url.slice(query));
+      return answer instanceof Promise ? answer.catch((e) => failed(request, path, e)) : answer;
+    } catch (error) {
+      return failed(request, path, error);
+    }
+  };
+}
+
+/** The endpoint of one route: availability, auth, body limit, then the call. */
+function endpoint(route: Route, options: AppOptions): Endpoint {
+  const { method, slice } = route;
+  const inQuery = QUERY_OPERATIONS.has(method.operation);
+  const maxSize = method.maxBodySize ?? options.maxBodySize;
+  const auth = method.enforceAuth ? options.auth : undefined;
+  const invoker = new Invoker(route, options.log);
+  const forward = route.handler.forward;
+
+  const unavailable = (): Response => {
+    const why = slice[INTERNALS].failure;
+    return failure(
+      503,
+      why
+        ? `slice ${slice.name} failed: ${why}`
+        : `slice ${slice.name} is not started (${slice.status})`,
+    );
+  };
+
+  const call = (
+    request: Request,
+    path: string,
+    params: Record<string, string>,
+    search: string,
+    body: string,
+  ): Response | Promise<Response> => {
+    const outcome = invoker.invoke({
+      method: request.method,
+      path,
+      params,
+      search,
+      body,
+      request: () => request,
+      signal: () => request.signal,
     });
-    app.on(method.operation, [method.url], ...(handlers as [MiddlewareHandler]));
-  }
-  // What no method matches goes to a second router, so that the API router holds only the
-  // methods (a smaller match on every request): wrong operations on known paths (405), then
-  // static content, then 404.
-  const fallback = new Hono({ strict: false });
-  const notFound = (c: Context) => failure(404, `no route for ${c.req.method} ${c.req.path}`);
-  fallback.notFound(notFound);
-  for (const [url, operations] of operationsByUrl) {
-    const allow = [...operations, ...(operations.has("GET") ? ["HEAD"] : [])].join(", ");
-    fallback.all(url, (c) => {
-      const response = failure(405, `${c.req.method} is not allowed on ${url}; use ${allow}`);
-      response.headers.set("allow", allow);
-      return response;
-    });
-  }
-  fallback.on(["GET", "HEAD"], "*", async (c) => {
-    const pathname = new URL(c.req.url).pathname;
-    return await options.statics.serve(c.req.raw, pathname) ?? notFound(c);
-  });
-  app.notFound((c) => fallback.fetch(c.req.raw));
-  return app.fetch;
+    return outcome instanceof Promise ? outcome.then(toResponse) : toResponse(outcome as Outcome);
+  };
+
+  const withBody = async (
+    request: Request,
+    path: string,
+    params: Record<string, string>,
+  ): Promise<Response> => {
+    if (auth) await auth.check(request, method.clientTypes);
+    const body = await readBody(request, options.bodyTimeout, maxSize);
+    if (forward) return await forward(request, params, body);
+    return await call(request, path, params, "", DECODER.decode(body));
+  };
+
+  const authorised = async (
+    request: Request,
+    path: string,
+    params: Record<string, string>,
+    search: string,
+  ): Promise<Response> => {
+    await auth!.check(request, method.clientTypes);
+    if (forward) return await forward(request, params);
+    return await call(request, path, params, search, "");
+  };
+
+  return (request, path, params, search) => {
+    if (slice.status !== "started") return unavailable();
+    if (!inQuery) return withBody(request, path, params);
+    if (auth) return authorised(request, path, params, search);
+    if (forward) return forward(request, params);
+    return call(request, path, params, search, "");
+  };
 }

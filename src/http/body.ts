@@ -1,14 +1,30 @@
 /**
- * Reading request bodies with a deadline, so that a client that never finishes its body ties up
- * nothing: it gets 408 and its stream is cancelled.
+ * Reading request bodies with a size limit and a deadline, so that a client that sends too much
+ * gets 413 before it is buffered and one that never finishes its body ties up nothing: it gets
+ * 408 and its stream is cancelled.
  *
  * @module
  */
 import { HttpError } from "../errors.ts";
 
-/** The whole body of `request` (empty without one), or HttpError 408 after `seconds`. */
-export async function readBody(request: Request, seconds: number): Promise<Uint8Array> {
+const tooLarge = (limit: number) =>
+  new HttpError(413, `request body is larger than ${limit} bytes`);
+
+/**
+ * The whole body of `request` (empty without one); HttpError 413 past `limit` bytes (by
+ * `content-length` or by what arrives) and 408 after `seconds`.
+ */
+export async function readBody(
+  request: Request,
+  seconds: number,
+  limit = Infinity,
+): Promise<Uint8Array> {
   if (!request.body) return new Uint8Array();
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) {
+    request.body.cancel().catch(() => {});
+    throw tooLarge(limit);
+  }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -24,12 +40,17 @@ export async function readBody(request: Request, seconds: number): Promise<Uint8
         throw new HttpError(408, `request body not received within ${seconds}s`);
       }
       if (next.done) break;
-      chunks.push(next.value);
       size += next.value.length;
+      if (size > limit) {
+        reader.cancel().catch(() => {});
+        throw tooLarge(limit);
+      }
+      chunks.push(next.value);
     }
   } finally {
     clearTimeout(timer);
   }
+  if (chunks.length === 1) return chunks[0];
   const body = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {

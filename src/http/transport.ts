@@ -94,20 +94,25 @@ export class HttpTransport {
     }
   }
 
-  async #handle(request: Request): Promise<Response> {
+  #handle(request: Request): Response | Promise<Response> {
     if (this.#stopping) {
       return Response.json({ message: "server is stopping" }, {
         status: 503,
         headers: { connection: "close" },
       });
     }
+    const answer = this.#options.handler(request);
+    // Most answers are ready at once; only pending ones are counted, so that the common path
+    // makes no promise.
+    if (!(answer instanceof Promise)) return STREAMS.has(answer) ? this.#track(answer) : answer;
     this.#inFlight++;
-    try {
-      const response = await this.#options.handler(request);
-      return STREAMS.has(response) ? this.#track(response) : response;
-    } finally {
+    return answer.then((response) => {
       this.#inFlight--;
-    }
+      return STREAMS.has(response) ? this.#track(response) : response;
+    }, (error) => {
+      this.#inFlight--;
+      throw error;
+    });
   }
 
   /** Open long-lived streams, ended at shutdown (they never end on their own). */

@@ -167,9 +167,14 @@ export interface BoundHandler {
   call(args: unknown, context: RequestContext): unknown;
   /**
    * When set, the whole request is handed over undecoded (a sandboxed slice decodes and
-   * validates on its side of the boundary) and `call` is not used.
+   * validates on its side of the boundary) and `call` is not used. `body` is the request body
+   * when the server read it already.
    */
-  forward?: (request: Request, params: Record<string, string>) => Promise<Response>;
+  forward?: (
+    request: Request,
+    params: Record<string, string>,
+    body?: Uint8Array,
+  ) => Promise<Response>;
 }
 
 const HANDLERS = new WeakMap<object, BoundHandler[]>();

@@ -421,15 +421,22 @@ class Sandbox {
 
   /**
    * Hands a request to the sandbox; answers 503 when it failed or does not answer in time.
-   * With `api`, the request is a call of that method the server already routed.
+   * With `api`, the request is a call of that method the server already routed; `received` is
+   * its body when the server read it already (to enforce the method's size limit).
    */
   async forward(
     request: Request,
     api?: { key: string; params: Record<string, string> },
+    received?: Uint8Array,
   ): Promise<Response> {
     if (this.failure) return failure(503, `extension ${this.name} failed: ${this.failure}`);
-    const read = await readBody(request, this.#bodyTimeout);
-    const body = read.length > 0 ? read.buffer as ArrayBuffer : null;
+    const read = received ?? await readBody(request, this.#bodyTimeout);
+    // Only a buffer the view covers whole can be transferred as the body.
+    const body = read.length === 0
+      ? null
+      : read.byteOffset === 0 && read.byteLength === read.buffer.byteLength
+      ? read.buffer as ArrayBuffer
+      : read.slice().buffer;
     const id = ++this.#nextId;
     const timeout = this.#requestTimeout;
     return await new Promise<Response>((resolve) => {
@@ -548,7 +555,7 @@ class ProxySlice extends ServerSlice {
         call: () => {
           throw new Error("a sandboxed method is forwarded, not called");
         },
-        forward: (request, params) => sandbox.forward(request, { key, params }),
+        forward: (request, params, body) => sandbox.forward(request, { key, params }, body),
       });
     }
   }
