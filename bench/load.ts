@@ -52,7 +52,7 @@ async function ensureWrk(): Promise<void> {
 }
 
 /** Writes 20 extensions with 10 GET routes each (and a static folder) under `root`. */
-async function writeExtensions(root: string): Promise<void> {
+export async function writeExtensions(root: string): Promise<void> {
   for (let e = 0; e < 20; e++) {
     const dir = join(root, "inmanta_ext", `ext${e}`);
     await Deno.mkdir(join(dir, "static"), { recursive: true });

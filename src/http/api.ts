@@ -150,8 +150,7 @@ function endpoint(route: Route, options: AppOptions): Endpoint {
       params,
       search,
       body,
-      request: () => request,
-      signal: () => request.signal,
+      request,
     });
     return outcome instanceof Promise ? outcome.then(toResponse) : toResponse(outcome as Outcome);
   };

@@ -34,6 +34,8 @@ interface Node<T> {
   first: number;
   /** Literal children, each starting with a different character. */
   children: Node<T>[];
+  /** The same children by first character code: one lookup instead of a scan. */
+  byFirst: Map<number, Node<T>>;
   /** The child for a `:name` segment. */
   param: Node<T> | undefined;
   /** What ends here. */
@@ -44,6 +46,7 @@ const node = <T>(prefix: string): Node<T> => ({
   prefix,
   first: prefix.charCodeAt(0),
   children: [],
+  byFirst: new Map(),
   param: undefined,
   leaf: undefined,
 });
@@ -74,6 +77,14 @@ function trim(path: string): string {
 /** Routes paths to values registered per operation and URL pattern. */
 export class Router<T> {
   readonly #root: Node<T> = node("");
+  /** URLs without parameters, by path: one lookup for them. */
+  readonly #exact = new Map<string, Leaf<T>>();
+  /**
+   * URLs whose only parameter is the last segment (`/resource/:id`, the common REST shape), by
+   * the path before it. They give the same answer as the tree: the tree tries literals first,
+   * and the only literal alternative at that depth is an exact URL, looked up before.
+   */
+  readonly #lastParam = new Map<string, Leaf<T>>();
 
   /**
    * Registers `value` for `operation` on `url` (`/api/v2/items/:id`). A parameter is a whole
@@ -93,6 +104,12 @@ export class Router<T> {
     // Two URLs that differ only in parameter names share a leaf; the first one's names win,
     // which is why methods are checked for duplicates by their URL pattern before this.
     current.leaf ??= { byOperation: new Map(), params, url };
+    const shape = trim(url);
+    if (params.length === 0) this.#exact.set(shape, current.leaf);
+    const last = shape.lastIndexOf("/");
+    if (params.length === 1 && shape[last + 1] === ":") {
+      this.#lastParam.set(shape.slice(0, last), current.leaf);
+    }
     if (current.leaf.byOperation.has(operation)) return false;
     current.leaf.byOperation.set(operation, value);
     return true;
@@ -107,6 +124,7 @@ export class Router<T> {
       if (!child) {
         const created = node<T>(rest);
         current.children.push(created);
+        current.byFirst.set(created.first, created);
         return created;
       }
       let common = 0;
@@ -121,6 +139,7 @@ export class Router<T> {
         };
         child.prefix = child.prefix.slice(0, common);
         child.children = [tail];
+        child.byFirst = new Map([[tail.first, tail]]);
         child.param = undefined;
         child.leaf = undefined;
       }
@@ -135,8 +154,19 @@ export class Router<T> {
    * then parameters; parameter values come back decoded.
    */
   find(path: string): Match<T> | undefined {
+    const target = trim(path.includes("%") ? normalise(path) : path);
+    const exact = this.#exact.get(target);
+    if (exact !== undefined) return { leaf: exact, values: [] };
+    const last = target.lastIndexOf("/");
+    if (last > 0 && last < target.length - 1) {
+      const leaf = this.#lastParam.get(target.slice(0, last));
+      if (leaf !== undefined) {
+        const value = target.slice(last + 1);
+        return { leaf, values: [value.includes("%") ? decodeSegment(value) : value] };
+      }
+    }
     const values: string[] = [];
-    const leaf = walk(this.#root, trim(path.includes("%") ? normalise(path) : path), 0, values);
+    const leaf = walk(this.#root, target, 0, values);
     if (leaf === undefined) return undefined;
     for (let i = 0; i < values.length; i++) {
       if (values[i].includes("%")) values[i] = decodeSegment(values[i]);
@@ -169,17 +199,10 @@ function decodeSegment(value: string): string {
 
 function walk<T>(at: Node<T>, path: string, i: number, values: string[]): Leaf<T> | undefined {
   if (i === path.length) return at.leaf;
-  const c = path.charCodeAt(i);
-  const children = at.children;
-  for (let k = 0; k < children.length; k++) {
-    const child = children[k];
-    if (child.first === c) {
-      if (path.startsWith(child.prefix, i)) {
-        const found = walk(child, path, i + child.prefix.length, values);
-        if (found) return found;
-      }
-      break;
-    }
+  const child = at.byFirst.get(path.charCodeAt(i));
+  if (child !== undefined && (child.prefix.length === 1 || path.startsWith(child.prefix, i))) {
+    const found = walk(child, path, i + child.prefix.length, values);
+    if (found) return found;
   }
   const param = at.param;
   if (param === undefined) return undefined;

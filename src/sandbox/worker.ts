@@ -42,7 +42,6 @@ let slices = new Map<string, ServerSlice>();
 const compatibility = Promise.withResolvers<ErrorDescriptor | undefined>();
 const invokers = new Map<string, Invoker>();
 const decoder = new TextDecoder();
-const NEVER = new AbortController().signal;
 let statics: StaticTable | undefined;
 let view: SliceServer | undefined;
 
@@ -217,7 +216,6 @@ async function api(message: Extract<ToSandbox, { t: "api" }>): Promise<void> {
     search: query >= 0 ? url.slice(query) : "",
     body: message.body ? decoder.decode(message.body) : "",
     request: () => new Request(url, { method, headers: message.headers, body: message.body }),
-    signal: () => NEVER,
   });
   if ("json" in outcome) {
     channel.send({ t: "json", id: message.id, status: outcome.status, json: outcome.json });
