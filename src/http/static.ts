@@ -55,6 +55,9 @@ const TYPES: Record<string, string> = {
 const SMALL_FILE = 256 * 1024;
 /** How many small files are kept in memory (the oldest goes first). */
 const CACHED_FILES = 256;
+/** How many resolved paths are remembered, and for how long (ms). */
+const RESOLVED_PATHS = 1024;
+const RESOLVED_FOR = 1000;
 
 function contentType(path: string): string {
   const dot = path.lastIndexOf(".");
@@ -90,6 +93,13 @@ function notModified(request: Request, etag: string): boolean {
 /** The table of static mounts of a server; lookups pick the longest matching prefix. */
 export class StaticTable {
   readonly #files = new Map<string, { etag: string; body: Uint8Array<ArrayBuffer> }>();
+  /**
+   * Requested path → real path checked to lie inside its mount (and its content type), for up
+   * to RESOLVED_FOR ms:
+   * resolving symlinks walks every component of the path, which cost more than the rest of
+   * the answer. A symlink changed on disk is seen again within that time.
+   */
+  readonly #resolved = new Map<string, { real: string; type: string; until: number }>();
   #directories: DirectoryEntry[] = [];
   readonly #contents = new Map<string, ContentEntry>();
 
@@ -144,7 +154,9 @@ export class StaticTable {
 
   /** Answers a GET or HEAD request, or returns undefined when no mount covers its path. */
   async serve(request: Request, pathname: string): Promise<Response | undefined> {
-    const content = this.#contents.get(pathname.replace(/(.)\/+$/, "$1"));
+    const content = this.#contents.size > 0
+      ? this.#contents.get(pathname.replace(/(.)\/+$/, "$1"))
+      : undefined;
     if (content) {
       const headers = { "content-type": content.contentType, etag: content.etag };
       if (notModified(request, content.etag)) return new Response(null, { status: 304, headers });
@@ -170,51 +182,47 @@ export class StaticTable {
   ): Promise<Response | undefined> {
     const realRoot = await dir.realRoot;
     if (!realRoot) return undefined;
-    const segments: string[] = [];
-    for (const raw of rest.split("/")) {
-      if (raw === "") continue;
-      let segment: string;
-      try {
-        segment = decodeURIComponent(raw);
-      } catch {
-        return undefined;
-      }
-      if (
-        segment === "." || segment === ".." || /[\0/\\]/.test(segment)
-      ) return undefined;
-      segments.push(segment);
-    }
-    let path = join(realRoot, ...segments);
+    const key = `${dir.prefix}\0${rest}`;
+    const now = Date.now();
+    let known = this.#resolved.get(key);
     let info: Deno.FileInfo;
     // Synchronous on purpose: a local stat takes microseconds, while each async file call
     // goes through Deno's blocking thread pool, which cost more than the whole answer.
     try {
-      path = Deno.realPathSync(path);
-      if (path !== realRoot && !path.startsWith(realRoot + sep)) return undefined;
-      info = Deno.statSync(path);
-      if (info.isDirectory) {
-        if (!rest.endsWith("/")) {
-          const url = new URL(request.url);
-          return Response.redirect(`${url.origin}${url.pathname}/${url.search}`, 301);
+      if (known && known.until > now) {
+        info = Deno.statSync(known.real);
+      } else {
+        const found = resolveFile(request, dir, realRoot, rest);
+        if (!found || found instanceof Response) return found;
+        info = found.info;
+        known = { real: found.path, type: contentType(found.path), until: now + RESOLVED_FOR };
+        this.#resolved.delete(key);
+        if (this.#resolved.size >= RESOLVED_PATHS) {
+          this.#resolved.delete(this.#resolved.keys().next().value!);
         }
-        path = Deno.realPathSync(join(path, dir.defaultFilename));
-        if (!path.startsWith(realRoot + sep)) return undefined;
-        info = Deno.statSync(path);
+        this.#resolved.set(key, known);
       }
     } catch {
+      this.#resolved.delete(key);
       return undefined;
     }
-    if (!info.isFile) return undefined;
+    if (!info.isFile) {
+      this.#resolved.delete(key);
+      return undefined;
+    }
+    const path = known.real;
     const mtime = info.mtime?.getTime() ?? 0;
     const etag = `W/"${info.size.toString(16)}-${mtime.toString(16)}"`;
-    const headers = {
-      "content-type": contentType(path),
-      "content-length": String(info.size),
+    if (notModified(request, etag)) return new Response(null, { status: 304, headers: { etag } });
+    const headers: Record<string, string> = {
+      "content-type": known.type,
       etag,
       "cache-control": "no-cache",
     };
-    if (notModified(request, etag)) return new Response(null, { status: 304, headers: { etag } });
-    if (request.method === "HEAD") return new Response(null, { headers });
+    if (request.method === "HEAD") {
+      headers["content-length"] = String(info.size);
+      return new Response(null, { headers });
+    }
     // Small files in one read, kept while their size and mtime stay the same: a file stream
     // costs more per request than the file itself.
     if (info.size <= SMALL_FILE) {
@@ -229,6 +237,43 @@ export class StaticTable {
     const file = await Deno.open(path, { read: true });
     return new Response(file.readable, { headers });
   }
+}
+
+/**
+ * The real path of `rest` under a mount and its stat, or undefined when it leaves the mount or
+ * does not exist, or a redirect for a directory asked without its slash. Throws on file errors.
+ */
+function resolveFile(
+  request: Request,
+  dir: DirectoryEntry,
+  realRoot: string,
+  rest: string,
+): { path: string; info: Deno.FileInfo } | Response | undefined {
+  const segments: string[] = [];
+  for (const raw of rest.split("/")) {
+    if (raw === "") continue;
+    let segment: string;
+    try {
+      segment = decodeURIComponent(raw);
+    } catch {
+      return undefined;
+    }
+    if (segment === "." || segment === ".." || /[\0/\\]/.test(segment)) return undefined;
+    segments.push(segment);
+  }
+  let path = Deno.realPathSync(join(realRoot, ...segments));
+  if (path !== realRoot && !path.startsWith(realRoot + sep)) return undefined;
+  let info = Deno.statSync(path);
+  if (info.isDirectory) {
+    if (!rest.endsWith("/")) {
+      const url = new URL(request.url);
+      return Response.redirect(`${url.origin}${url.pathname}/${url.search}`, 301);
+    }
+    path = Deno.realPathSync(join(path, dir.defaultFilename));
+    if (!path.startsWith(realRoot + sep)) return undefined;
+    info = Deno.statSync(path);
+  }
+  return { path, info };
 }
 
 function notFound(pathname: string): Response {
