@@ -8,7 +8,7 @@ import type { Authenticator } from "./auth/auth.ts";
 import { registerAuthOptions } from "./auth/options.ts";
 import type { Config } from "./config/config.ts";
 import { registerCoreOptions } from "./core/options.ts";
-import { CoreServerSlice, type CoreView, TransportSlice } from "./core/slices.ts";
+import type { CoreView } from "./core/slices.ts";
 import { ConfigError, InmantaError } from "./errors.ts";
 import { checkExtensionName, discoverExtensions } from "./extensions/discovery.ts";
 import type { ExtensionHost, LoadedExtension } from "./extensions/host.ts";
@@ -16,12 +16,11 @@ import { StaticTable } from "./http/static.ts";
 import { HttpTransport } from "./http/transport.ts";
 import { Logger } from "./log.ts";
 import { collectRoutes, type Route } from "./protocol/routes.ts";
-import { openApiDocument } from "./protocol/openapi.ts";
+import type { openApiDocument } from "./protocol/openapi.ts";
 import { startOrder } from "./slices/graph.ts";
 import { Lifecycle } from "./slices/lifecycle.ts";
 import { INTERNALS, type ServerSlice } from "./slices/slice.ts";
 import { PRODUCT, VERSION } from "./version.ts";
-import * as coreProtocol from "./core/protocol.ts";
 
 /** Where the server is in its life. */
 export type ServerState = "created" | "starting" | "running" | "stopping" | "stopped" | "failed";
@@ -117,9 +116,10 @@ export class Server {
     this.#state = "starting";
     try {
       // Loaded on start: an extension's `import "@inmanta/server"` then stays light in its
-      // sandbox (no router, no token code, no sandbox host of its own).
+      // sandbox (no router, no token code, no sandbox host, no core slices of its own).
       this.#host ??= new (await import("./sandbox/host.ts")).SandboxHost(this.logger);
       const { buildApp } = await import("./http/api.ts");
+      this.#openApi = (await import("./protocol/openapi.ts")).openApiDocument;
       this.config.validate();
       await this.#load();
       this.#order = startOrder(this.#registry.slices, this.logger);
@@ -173,7 +173,11 @@ export class Server {
     }
   }
 
+  #openApi?: typeof openApiDocument;
+
   async #load(): Promise<void> {
+    const { CoreServerSlice, TransportSlice } = await import("./core/slices.ts");
+    const coreProtocol = await import("./core/protocol.ts");
     const view = this.#coreView();
     this.#registry.register(new TransportSlice(view), "core");
     this.#registry.register(new CoreServerSlice(view), "core");
@@ -270,7 +274,7 @@ export class Server {
           slice.scheduledTasks().map((task) => ({ slice: slice.name, ...task }))
         ),
       openApi: () =>
-        openApiDocument(
+        this.#openApi!(
           this.#routes.map((r) => ({ method: r.method, slice: r.slice.name })),
           { title: PRODUCT, version: VERSION },
         ),
