@@ -208,6 +208,35 @@ interface Pending {
   onTimeout(): void;
 }
 
+/** A request waiting for the sandbox's answer; failures and timeouts answer 503. */
+class Waiting implements Pending {
+  readonly deadline: number;
+  readonly #sandbox: Sandbox;
+  readonly #resolve: (response: Response) => void;
+  readonly #timeout: number;
+
+  constructor(sandbox: Sandbox, resolve: (response: Response) => void, timeout: number) {
+    this.deadline = Date.now() + timeout * 1000;
+    this.#sandbox = sandbox;
+    this.#resolve = resolve;
+    this.#timeout = timeout;
+  }
+  resolve(response: unknown): void {
+    this.#resolve(response as Response);
+  }
+  reject(): void {
+    const sandbox = this.#sandbox;
+    this.#resolve(
+      failure(503, `extension ${sandbox.name} failed: ${sandbox.failure ?? "sandbox ended"}`),
+    );
+  }
+  onTimeout(): void {
+    this.#resolve(
+      failure(503, `extension ${this.#sandbox.name} did not answer within ${this.#timeout}s`),
+    );
+  }
+}
+
 /** One extension in one Worker. */
 class Sandbox {
   readonly #spec: ExtensionSpec;
@@ -424,43 +453,46 @@ class Sandbox {
    * With `api`, the request is a call of that method the server already routed; `received` is
    * its body when the server read it already (to enforce the method's size limit).
    */
-  async forward(
+  forward(
     request: Request,
     api?: { key: string; params: Record<string, string> },
     received?: Uint8Array,
   ): Promise<Response> {
-    if (this.failure) return failure(503, `extension ${this.name} failed: ${this.failure}`);
-    const read = received ?? await readBody(request, this.#bodyTimeout);
+    if (this.failure) {
+      return Promise.resolve(failure(503, `extension ${this.name} failed: ${this.failure}`));
+    }
+    // Most calls have no body (or the server read it already): no extra await for them.
+    if (received !== undefined || request.body === null) {
+      return this.#send(request, api, received);
+    }
+    return readBody(request, this.#bodyTimeout).then((read) => this.#send(request, api, read));
+  }
+
+  #send(
+    request: Request,
+    api: { key: string; params: Record<string, string> } | undefined,
+    read: Uint8Array | undefined,
+  ): Promise<Response> {
     // Only a buffer the view covers whole can be transferred as the body.
-    const body = read.length === 0
+    const body = read === undefined || read.length === 0
       ? null
       : read.byteOffset === 0 && read.byteLength === read.buffer.byteLength
       ? read.buffer as ArrayBuffer
       : read.slice().buffer;
     const id = ++this.#nextId;
-    const timeout = this.#requestTimeout;
-    return await new Promise<Response>((resolve) => {
-      this.#pending.set(id, {
-        deadline: Date.now() + timeout * 1000,
-        resolve: (response) => resolve(response as Response),
-        reject: () =>
-          resolve(
-            failure(503, `extension ${this.name} failed: ${this.failure ?? "sandbox ended"}`),
-          ),
-        onTimeout: () =>
-          resolve(failure(503, `extension ${this.name} did not answer within ${timeout}s`)),
-      });
-      const common = {
-        id,
-        method: request.method,
-        url: request.url,
-        headers: [...request.headers],
-        body,
-      };
-      this.#channel!.send(
-        api ? { t: "api", key: api.key, params: api.params, ...common } : { t: "req", ...common },
-      );
-    });
+    const { promise, resolve } = Promise.withResolvers<Response>();
+    this.#pending.set(id, new Waiting(this, resolve, this.#requestTimeout));
+    const common = {
+      id,
+      method: request.method,
+      url: request.url,
+      headers: [...request.headers],
+      body,
+    };
+    this.#channel!.send(
+      api ? { t: "api", key: api.key, params: api.params, ...common } : { t: "req", ...common },
+    );
+    return promise;
   }
 
   /** Marks the sandbox failed: its slices fail, pending work ends, its endpoints answer 503. */
