@@ -11,7 +11,7 @@ const QUICK = Deno.args.includes("--quick");
 const DURATION = QUICK ? "1s" : "5s";
 const CONNECTIONS = 50;
 /** Targets are measured in interleaved rounds; each figure is the median round. */
-const ROUNDS = QUICK ? 1 : 3;
+const ROUNDS = QUICK ? 1 : 5;
 
 /**
  * With two or more CPUs and taskset, the server runs on CPU 0 and wrk on CPU 1, so that they do
@@ -38,7 +38,10 @@ interface Result {
   p50ms: number;
   p99ms: number;
   non2xx: number;
+  /** Median over the rounds of this target's rate over the baseline's in the same round. */
   ratio?: number;
+  /** Lowest and highest of those per-round ratios. */
+  ratioRange?: [number, number];
 }
 
 async function ensureWrk(): Promise<void> {
@@ -84,14 +87,17 @@ interface Target {
   name: string;
   args: string[];
   path: string;
+  /** A sandboxed server runs two busy threads (main and worker): it is not pinned to one CPU. */
+  unpinned?: boolean;
 }
 
 async function run(target: Target): Promise<Result> {
-  const { child, url } = await spawnServer(target.args, PIN.server);
+  const pin = target.unpinned ? {} : PIN;
+  const { child, url } = await spawnServer(target.args, pin.server);
   const wrk = async (duration: string) => {
     const args = ["-t1", `-c${CONNECTIONS}`, `-d${duration}`, "--latency", `${url}${target.path}`];
-    const command = PIN.wrk
-      ? new Deno.Command("taskset", { args: ["-c", PIN.wrk, "wrk", ...args], stdout: "piped" })
+    const command = pin.wrk
+      ? new Deno.Command("taskset", { args: ["-c", pin.wrk, "wrk", ...args], stdout: "piped" })
       : new Deno.Command("wrk", { args, stdout: "piped" });
     return new TextDecoder().decode((await command.output()).stdout);
   };
@@ -156,9 +162,10 @@ if (import.meta.main) {
     },
     { name: "server in-process, 200 routes / 20 extensions", args: serve(inProcess), path: route },
     {
-      name: "server sandboxed (worker), 200 routes / 20 extensions",
+      name: "server sandboxed (worker), 200 routes / 20 extensions, unpinned",
       args: serve(sandboxed),
       path: route,
+      unpinned: true,
     },
     { name: "static file (in-process)", args: serve(inProcess), path: "/static7/index.html" },
     { name: "404 path", args: serve(inProcess), path: "/api/v2/nothing/here" },
@@ -175,19 +182,27 @@ if (import.meta.main) {
       );
     }
   }
+  const median = (values: number[]) => values.toSorted((a, b) => a - b)[values.length >> 1];
   const results = rounds.map((measured) => {
-    const sorted = [...measured].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
-    return sorted[Math.floor(sorted.length / 2)];
+    const rate = median(measured.map((r) => r.requestsPerSecond));
+    // Each round pairs the target with a baseline measured minutes apart at most, which
+    // cancels most of this VM's drift between runs.
+    const ratios = measured.map((r, round) =>
+      r.requestsPerSecond / rounds[0][round].requestsPerSecond
+    );
+    return {
+      ...measured.find((r) => r.requestsPerSecond === rate)!,
+      ratio: median(ratios),
+      ratioRange: [Math.min(...ratios), Math.max(...ratios)] as [number, number],
+    };
   });
-  for (const result of results) {
-    result.ratio = result.requestsPerSecond / results[0].requestsPerSecond;
-  }
   await Deno.remove(root, { recursive: true });
 
+  const percent = (x: number) => `${(x * 100).toFixed(0)}%`;
   const rows = results.map((r) =>
-    `| ${r.target} | ${Math.round(r.requestsPerSecond)} | ${(r.ratio! * 100).toFixed(0)}% | ${
-      r.p50ms.toFixed(2)
-    } | ${r.p99ms.toFixed(2)} |`
+    `| ${r.target} | ${Math.round(r.requestsPerSecond)} | ${percent(r.ratio)} | ${
+      percent(r.ratioRange[0])
+    }–${percent(r.ratioRange[1])} | ${r.p50ms.toFixed(2)} | ${r.p99ms.toFixed(2)} |`
   );
   console.log(
     [
@@ -195,8 +210,8 @@ if (import.meta.main) {
         PIN.server ? ", server on CPU 0 and wrk on CPU 1" : ""
       }, on ${Deno.build.target}, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}`,
       "",
-      "| target | req/s | vs raw | p50 ms | p99 ms |",
-      "| --- | --- | --- | --- | --- |",
+      "| target | req/s | vs raw | per round | p50 ms | p99 ms |",
+      "| --- | --- | --- | --- | --- | --- |",
       ...rows,
     ].join("\n"),
   );
