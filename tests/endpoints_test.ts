@@ -4,7 +4,7 @@
  * extension in-process (isolation = none) and in its sandbox (isolation = worker).
  */
 import assert from "node:assert/strict";
-import { ProtocolError } from "@inmanta/server";
+import { method, ProtocolError, z } from "@inmanta/server";
 import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
 const API = await Deno.readTextFile(new URL("./fixtures/api_extension.ts", import.meta.url));
@@ -247,3 +247,26 @@ export function setup(app) { app.registerSlice(new ServerSlice("forgetful.main")
     });
   });
 }
+
+Deno.test("method(): a bad definition is an error where it is written", () => {
+  const bad = (options: Parameters<typeof method>[0], message: RegExp) =>
+    assert.throws(() => method(options), (e: unknown) => {
+      assert.ok(e instanceof ProtocolError);
+      assert.equal(e.code, "method.path");
+      assert.match(e.message, message);
+      return true;
+    });
+  bad({ path: "items", operation: "GET" }, /^method GET items: path must start with '\/'$/);
+  bad(
+    { path: "/items/v:id", operation: "GET", args: z.object({ id: z.string() }) },
+    /^method GET \/items\/v:id: 'v:id' is not a parameter: write a whole segment ':name'$/,
+  );
+  bad(
+    { path: "/items/:id", operation: "GET", args: z.object({ name: z.string() }) },
+    /path parameter 'id' is not in the argument schema/,
+  );
+  assert.equal(
+    method({ path: "/items/:id", operation: "GET", args: z.object({ id: z.string() }) }).url,
+    "/api/v2/items/:id",
+  );
+});

@@ -108,6 +108,14 @@ export function method<
   if (!Number.isInteger(apiVersion) || apiVersion < 1) {
     throw new ProtocolError("method.version", `${where}: apiVersion must be a positive integer`);
   }
+  for (const segment of options.path.split("/")) {
+    if (segment.includes(":") && !/^:[A-Za-z_][A-Za-z0-9_]*$/.test(segment)) {
+      throw new ProtocolError(
+        "method.path",
+        `${where}: '${segment}' is not a parameter: write a whole segment ':name'`,
+      );
+    }
+  }
   const pathParams = [...options.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
   const args = (options.args ?? z.object({})) as A;
   if (args instanceof z.ZodObject) {
