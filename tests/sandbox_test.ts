@@ -139,6 +139,47 @@ Deno.test("sandbox: what is granted is allowed, and only that (with the public t
   await accepting.catch(() => {});
 });
 
+Deno.test("sandbox: secrets and other extensions' sections stay in the server", async () => {
+  const PEEK = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const peek = method({ path: "/peek", operation: "GET" });
+let seen = {};
+class Peek extends ServerSlice {
+  @handle(peek) peek() { return seen; }
+}
+export function setup(app) {
+  seen = {
+    key: app.config.get("auth_jwt_default", "key") ?? null,
+    note: app.config.string("extension.peek", "note"),
+    other: app.config.get("extension.other", "token") ?? null,
+    issuer: app.config.string("auth_jwt_default", "issuer"),
+  };
+  app.registerSlice(new Peek("peek.main"));
+}
+`;
+  await using root = await tempDir();
+  await writeExtension(root.path, "peek", PEEK);
+  const key = "a-signing-key-of-at-least-32-characters!";
+  for (const isolation of ["worker", "none"] as const) {
+    await using test = await startTestServer({
+      roots: [root.path],
+      enable: ["peek"],
+      isolation,
+      config: `[auth_jwt_default]\nkey = ${key}\nissuer = https://example.test/\n` +
+        `[extension.peek]\nnote = visible\n[extension.other]\ntoken = theirs\n`,
+    });
+    const r = await getJson(`${test.url}/api/v2/peek`);
+    // In-process code has the server's trust (and its memory) anyway; a sandbox does not.
+    assert.deepEqual(r.body, {
+      data: {
+        key: isolation === "worker" ? null : key,
+        note: "visible",
+        other: isolation === "worker" ? null : "theirs",
+        issuer: "https://example.test/",
+      },
+    });
+  }
+});
+
 Deno.test("sandbox: a grant beyond the server's own permissions is a clear start-up error", async () => {
   await using root = await tempDir();
   await writeExtension(root.path, "greedy", "export function setup() {}\n");

@@ -23,7 +23,12 @@ export function registerAuthOptions(config: Config): void {
       default: "HS256",
       help: "HS256 (with key) or the JWKS's algorithm",
     },
-    key: { type: "string", default: "", help: "the HS256 secret that signs and verifies tokens" },
+    key: {
+      type: "string",
+      default: "",
+      help: "the HS256 secret that signs and verifies tokens",
+      secret: true,
+    },
     jwks_file: { type: "string", default: "", help: "a JWKS file of public keys to verify tokens" },
     issuer: { type: "string", default: "https://localhost:8888/", help: "the tokens' iss" },
     audience: { type: "string", default: "", help: "the tokens' aud (default: the issuer)" },

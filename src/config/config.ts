@@ -21,6 +21,8 @@ export interface OptionSpec {
   default: OptionValue;
   /** One line for `--help` and the documentation. */
   help: string;
+  /** A secret (a signing key): sandboxed extensions do not get its value. */
+  secret?: boolean;
 }
 
 /** An option as the configuration knows it, with the section it belongs to. */
@@ -220,12 +222,17 @@ export class Config {
 
   /**
    * The values files and overrides set, merged (environment variables not included), so that
-   * another isolate can build the same Config.
+   * another isolate can build the same Config. With `secrets: false`, options registered as
+   * secret are left out (what a sandbox gets).
    */
-  snapshot(): IniDocument {
+  snapshot(options: { secrets?: boolean } = {}): IniDocument {
+    const shared = (key: string) => options.secrets !== false || !this.#options.get(key)?.secret;
     const doc: IniDocument = new Map();
-    for (const [section, options] of this.#values) doc.set(section, new Map(options));
+    for (const [section, values] of this.#values) {
+      doc.set(section, new Map([...values].filter(([name]) => shared(`${section}.${name}`))));
+    }
     for (const [key, raw] of this.#overrides) {
+      if (!shared(key)) continue;
       const dot = key.lastIndexOf(".");
       const section = key.slice(0, dot);
       if (!doc.has(section)) doc.set(section, new Map());

@@ -316,7 +316,14 @@ class Sandbox {
       t: "load",
       name: this.name,
       specifier: this.#spec.specifier,
-      config: [...this.#config.snapshot()].map(([s, o]) => [s, [...o]]),
+      // Secrets (the token signing key) stay in the server: a sandbox with them could mint
+      // tokens for any client type. Other extensions' sections, where they keep their own
+      // secrets, stay out too.
+      config: [...this.#config.snapshot({ secrets: false })]
+        .filter(([section]) =>
+          !section.startsWith("extension.") || section === `extension.${this.name}`
+        )
+        .map(([s, o]) => [s, [...o]]),
       version: info.version,
       coreRange: info.coreRange,
       manifest: info.file,
