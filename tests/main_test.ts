@@ -92,6 +92,53 @@ export function setup(app) { app.registerSlice(new Drain("drain.main")); }
   assert.match(log, /server stopped/);
 });
 
+Deno.test("main: a sandbox gets its INMANTA_* overrides, but no secrets and no other's", async () => {
+  await using root = await tempDir();
+  await writeExtension(
+    root.path,
+    "peek_env",
+    `import { handle, method, ServerSlice } from "@inmanta/server";
+export const peek = method({ path: "/peek-env", operation: "GET" });
+let seen = {};
+class Peek extends ServerSlice {
+  @handle(peek) peek() { return seen; }
+}
+export function setup(app) {
+  app.registerDefaultOptions("extension.peek_env", { level: { type: "int", default: 1, help: "" } });
+  seen = {
+    level: app.config.int("extension.peek_env", "level"),
+    note: app.config.string("extension.peek_env", "note"),
+    timeout: app.config.get("server", "shutdown_timeout"),
+    key: app.config.get("auth_jwt_default", "key") ?? null,
+    other: app.config.get("extension.peek", "token") ?? null,
+  };
+  app.registerSlice(new Peek("peek_env.main"));
+}
+`,
+  );
+  const cfg = join(root.path, "env.cfg");
+  await Deno.writeTextFile(
+    cfg,
+    `[server]\nenabled_extensions = peek_env\nextension_path = ${root.path}\n` +
+      `[extension.peek_env]\nnote = from the file\n`,
+  );
+  const server = serve(["--config", cfg, "--port", "0"], [root.path], {
+    env: {
+      INMANTA_EXTENSION_PEEK_ENV_LEVEL: "7",
+      INMANTA_SERVER_SHUTDOWN_TIMEOUT: "3",
+      INMANTA_AUTH_JWT_DEFAULT_KEY: "a-signing-key-of-at-least-32-characters!",
+      INMANTA_EXTENSION_PEEK_TOKEN: "not yours",
+    },
+  });
+  const url = /server running at (\S+)/.exec(await server.line(/server running at/))![1];
+  const r = await getJson(`${url}/api/v2/peek-env`);
+  assert.deepEqual(r.body, {
+    data: { level: 7, note: "from the file", timeout: "3", key: null, other: null },
+  });
+  server.process.kill("SIGTERM");
+  assert.equal((await server.process.status).code, 0);
+});
+
 Deno.test("main: start-up errors print one line and exit 1", async (t) => {
   await using root = await tempDir();
   const write = async (name: string, text: string) => {

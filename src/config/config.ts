@@ -137,6 +137,14 @@ export class Config {
     }
   }
 
+  /**
+   * The environment variable `name` as this configuration reads overrides (undefined when it
+   * is unset or unreadable).
+   */
+  readEnv(name: string): string | undefined {
+    return this.#env(name);
+  }
+
   /** Every registered option, in registration order. */
   registeredOptions(): RegisteredOption[] {
     return [...this.#options.values()];

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import type { ApplicationContext } from "../application.ts";
-import type { Config } from "../config/config.ts";
+import { type Config, envName } from "../config/config.ts";
 import {
   ConfigError,
   ExtensionError,
@@ -36,6 +36,7 @@ import {
   type Batch,
   Channel,
   describe,
+  EnvLink,
   type ErrorDescriptor,
   type FromSandbox,
   type MethodDescriptor,
@@ -275,6 +276,30 @@ class Sandbox {
   }
 
   #info: Awaited<ReturnType<typeof packageInfo>> = {};
+  readonly #env = new EnvLink();
+
+  /**
+   * An `INMANTA_*` override a sandbox asks for, under the rule its configuration follows: no
+   * secrets, no other extension's section.
+   */
+  #readEnv(name: string): string | undefined {
+    if (!name.startsWith("INMANTA_")) return undefined;
+    const secret = this.#config.registeredOptions().some((o) =>
+      o.secret && envName(o.section, o.name) === name
+    );
+    if (secret) return undefined;
+    const prefix = (extension: string) => envName(`extension.${extension}`, "");
+    if (name.startsWith("INMANTA_EXTENSION_")) {
+      const own = prefix(this.name);
+      if (!name.startsWith(own)) return undefined;
+      // INMANTA_EXTENSION_A_B_X may be option b_x of extension a or option x of extension a_b.
+      const longer = this.#config.list("server", "enabled_extensions").some((other) =>
+        other !== this.name && prefix(other).length > own.length && name.startsWith(prefix(other))
+      );
+      if (longer) return undefined;
+    }
+    return this.#config.readEnv(name);
+  }
 
   /** Starts the Worker and its import of the extension. */
   async begin(): Promise<void> {
@@ -300,8 +325,12 @@ class Sandbox {
     }
     const worker = this.#worker;
     this.#channel = new Channel<ToSandbox>(worker);
-    worker.onmessage = (event: MessageEvent<Batch>) => {
-      for (const message of Channel.decode<FromSandbox>(event.data)) this.#receive(message);
+    // Sent before the batched messages (which wait for a microtask), so it arrives first.
+    worker.postMessage({ envBuffer: this.#env.buffer });
+    worker.onmessage = (event: MessageEvent<Batch | { env: string }>) => {
+      const data = event.data;
+      if ("env" in data) return this.#env.answer(this.#readEnv(data.env));
+      for (const message of Channel.decode<FromSandbox>(data)) this.#receive(message);
     };
     worker.onerror = (event) => {
       // Keep the worker's uncaught error from ending the server: the sandbox fails instead.

@@ -183,3 +183,51 @@ export function describe(error: unknown): ErrorDescriptor {
   }
   return { name: "Error", code: undefined, message: String(error) };
 }
+
+/**
+ * Environment overrides (`INMANTA_*`) read synchronously from inside a sandbox, which may not
+ * read the environment itself: the worker posts the variable's name and waits on a shared
+ * buffer; the server, whose event loop is free, looks it up and answers in the buffer.
+ */
+export class EnvLink {
+  /** Bytes for the answer; a longer value is cut (no option needs 64 KiB). */
+  static readonly CAPACITY = 65536;
+  readonly buffer: SharedArrayBuffer;
+  readonly #state: Int32Array;
+  readonly #bytes: Uint8Array;
+
+  /** @param buffer shared with the other side; a new one when omitted */
+  constructor(buffer = new SharedArrayBuffer(8 + EnvLink.CAPACITY)) {
+    this.buffer = buffer;
+    this.#state = new Int32Array(buffer, 0, 2);
+    this.#bytes = new Uint8Array(buffer, 8);
+  }
+
+  /** Worker side: asks for `name` and blocks until the answer (undefined when unset). */
+  ask(
+    port: { postMessage(message: unknown): void },
+    name: string,
+    timeoutMs = 5000,
+  ): string | undefined {
+    Atomics.store(this.#state, 0, ASKING);
+    port.postMessage({ env: name });
+    if (Atomics.wait(this.#state, 0, ASKING, timeoutMs) === "timed-out") return undefined;
+    const state = Atomics.load(this.#state, 0);
+    if (state !== SET) return undefined;
+    return new TextDecoder().decode(this.#bytes.slice(0, this.#state[1]));
+  }
+
+  /** Server side: answers the pending question and wakes the worker. */
+  answer(value: string | undefined): void {
+    if (value !== undefined) {
+      const { written } = new TextEncoder().encodeInto(value, this.#bytes);
+      this.#state[1] = written;
+    }
+    Atomics.store(this.#state, 0, value === undefined ? UNSET : SET);
+    Atomics.notify(this.#state, 0);
+  }
+}
+
+const ASKING = 1;
+const SET = 2;
+const UNSET = 3;

@@ -23,6 +23,7 @@ import {
   type Batch,
   Channel,
   describe,
+  EnvLink,
   type ErrorDescriptor,
   type FromSandbox,
   type MethodDescriptor,
@@ -32,8 +33,9 @@ import {
 import "../mod.ts";
 
 const scope = globalThis as unknown as Port & {
-  onmessage: ((event: MessageEvent<Batch>) => void) | null;
+  onmessage: ((event: MessageEvent<Batch | { envBuffer: SharedArrayBuffer }>) => void) | null;
 };
+let envLink: EnvLink | undefined;
 const channel = new Channel<FromSandbox>(scope);
 const logger = new Logger("silent");
 logger.onRecord(({ level, source, message }) => channel.send({ t: "log", level, source, message }));
@@ -65,7 +67,11 @@ function descriptor(method: MethodDefinition): MethodDescriptor {
 }
 
 async function load(message: Extract<ToSandbox, { t: "load" }>): Promise<void> {
-  const config = new Config([new Map(message.config.map(([s, o]) => [s, new Map(o)]))]);
+  // INMANTA_* overrides come from the server, which may read them (the sandbox may not).
+  const config = new Config(
+    [new Map(message.config.map(([s, o]) => [s, new Map(o)]))],
+    (name) => envLink?.ask({ postMessage: (m) => scope.postMessage(m, []) }, name),
+  );
   const registry = new Registry(config);
   const spec: ExtensionSpec = {
     name: message.name,
@@ -225,7 +231,12 @@ async function api(message: Extract<ToSandbox, { t: "api" }>): Promise<void> {
 }
 
 scope.onmessage = (event) => {
-  for (const message of Channel.decode<ToSandbox>(event.data)) {
+  const data = event.data;
+  if ("envBuffer" in data) {
+    envLink = new EnvLink(data.envBuffer);
+    return;
+  }
+  for (const message of Channel.decode<ToSandbox>(data)) {
     if (message.t === "api") void api(message);
     else if (message.t === "compat") compatibility.resolve(message.error);
     else if (message.t === "req") void request(message);
