@@ -231,6 +231,68 @@ Deno.test("sandbox: 10 MB bodies and many concurrent requests cross the boundary
   assert.deepEqual(answers.map((a) => a.body.data), Array.from({ length: 200 }, (_, n) => n));
 });
 
+const STREAMS = `import { handle, method, ServerSlice, streaming } from "@inmanta/server";
+export const events = method({ path: "/events", operation: "GET" });
+export const cancelled = method({ path: "/cancelled", operation: "GET" });
+export const big = method({ path: "/big", operation: "GET" });
+const gone = Promise.withResolvers();
+class Streams extends ServerSlice {
+  // An endless event stream: one event per read, so nothing runs ahead of the client.
+  @handle(events) events() {
+    let n = 0;
+    const body = new ReadableStream({
+      pull(c) { c.enqueue(new TextEncoder().encode(\`data: \${n++}\\n\\n\`)); },
+      cancel() { gone.resolve(n); },
+    });
+    return streaming(new Response(body, { headers: { "content-type": "text/event-stream" } }));
+  }
+  @handle(cancelled) async cancelled() { return await gone.promise; }
+  // 3 MiB of unknown length: streamed, not buffered.
+  @handle(big) big() {
+    let left = 3;
+    const body = new ReadableStream({
+      pull(c) { if (left-- > 0) c.enqueue(new Uint8Array(1 << 20).fill(65 + left)); else c.close(); },
+    });
+    return new Response(body);
+  }
+}
+export function setup(app) { app.registerSlice(new Streams("streams.main")); }
+`;
+
+Deno.test("sandbox: response bodies stream out of the sandbox; cancel and shutdown reach it", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "streams", STREAMS);
+  const test = await startTestServer({ roots: [root.path], enable: ["streams"] });
+  try {
+    const big = await fetch(`${test.url}/api/v2/big`);
+    const bytes = new Uint8Array(await big.arrayBuffer());
+    assert.equal(bytes.length, 3 << 20);
+    assert.deepEqual([bytes[0], bytes[(1 << 20) + 1], bytes[bytes.length - 1]], [67, 66, 65]);
+
+    const events = await fetch(`${test.url}/api/v2/events`);
+    assert.equal(events.headers.get("content-type"), "text/event-stream");
+    const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("data: 2\n\n")) text += (await reader.read()).value;
+    assert.ok(text.startsWith("data: 0\n\ndata: 1\n\n"));
+    await reader.cancel();
+    // The extension's own stream learns that the client left.
+    const cancelled = await getJson(`${test.url}/api/v2/cancelled`);
+    assert.equal(typeof cancelled.body.data, "number");
+
+    // A stream still open at shutdown is ended, not waited for.
+    const open = await fetch(`${test.url}/api/v2/events`);
+    await open.body!.getReader().read();
+    const stopped = test.stop().then(() => "stopped");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const guard = new Promise((resolve) => timer = setTimeout(() => resolve("hung"), 15_000));
+    assert.equal(await Promise.race([stopped, guard]), "stopped");
+    clearTimeout(timer);
+  } finally {
+    await test.stop();
+  }
+});
+
 Deno.test("sandbox: a module that throws at top level fails only its extension", async () => {
   await using root = await tempDir();
   await writeExtension(root.path, "echo", ECHO);

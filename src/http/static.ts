@@ -216,13 +216,11 @@ export class StaticTable {
     if (notModified(request, etag)) return new Response(null, { status: 304, headers: { etag } });
     const headers: Record<string, string> = {
       "content-type": known.type,
+      "content-length": String(info.size),
       etag,
       "cache-control": "no-cache",
     };
-    if (request.method === "HEAD") {
-      headers["content-length"] = String(info.size);
-      return new Response(null, { headers });
-    }
+    if (request.method === "HEAD") return new Response(null, { headers });
     // Small files in one read, kept while their size and mtime stay the same: a file stream
     // costs more per request than the file itself.
     if (info.size <= SMALL_FILE) {

@@ -41,6 +41,11 @@ export function streaming(response: Response): Response {
   return response;
 }
 
+/** Whether `response` was marked with `streaming()` (for a sandbox to tell the server). */
+export function isStreaming(response: Response): boolean {
+  return STREAMS.has(response);
+}
+
 /** The listeners of one server. */
 export class HttpTransport {
   readonly #options: TransportOptions;

@@ -27,6 +27,7 @@ import {
 import { InProcessHost } from "../extensions/in_process.ts";
 import { type Feature, FeatureManager } from "../features.ts";
 import { readBody } from "../http/body.ts";
+import { streaming } from "../http/transport.ts";
 import type { Logger } from "../log.ts";
 import { addHandler, method, type MethodDefinition } from "../protocol/method.ts";
 import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
@@ -391,15 +392,64 @@ class Sandbox {
     return this.#extension;
   }
 
+  /** Streamed response bodies, by request id. */
+  readonly #streams = new Map<
+    number,
+    { controller: ReadableStreamDefaultController<Uint8Array>; pulled: () => void }
+  >();
+
+  /**
+   * The body of streamed response `id`: each pull asks the sandbox for one chunk, so a slow
+   * client holds the sandbox back instead of filling the server's memory.
+   */
+  #stream(id: number): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#streams.set(id, { controller, pulled: () => {} });
+      },
+      pull: () => {
+        const open = this.#streams.get(id);
+        if (!open || this.failure) return;
+        const { promise, resolve } = Promise.withResolvers<void>();
+        open.pulled = resolve;
+        this.#channel!.send({ t: "pull", id });
+        return promise;
+      },
+      cancel: () => {
+        this.#streams.delete(id);
+        if (!this.failure) this.#channel!.send({ t: "cancel", id });
+      },
+    }, { highWaterMark: 0 });
+  }
+
   #receive(message: FromSandbox): void {
     switch (message.t) {
       case "res": {
         const pending = this.#pending.get(message.id);
         if (!pending) return;
         this.#pending.delete(message.id);
-        pending.resolve(
-          new Response(message.body, { status: message.status, headers: message.headers }),
-        );
+        const init = { status: message.status, headers: message.headers };
+        if (!message.stream) return pending.resolve(new Response(message.body, init));
+        const response = new Response(this.#stream(message.id), init);
+        pending.resolve(message.longLived ? streaming(response) : response);
+        return;
+      }
+      case "chunk": {
+        const open = this.#streams.get(message.id);
+        open?.controller.enqueue(new Uint8Array(message.body));
+        open?.pulled();
+        return;
+      }
+      case "end": {
+        const open = this.#streams.get(message.id);
+        if (!open) return;
+        this.#streams.delete(message.id);
+        if (message.error) {
+          open.controller.error(new Error(`extension ${this.name}: ${message.error}`));
+        } else {
+          open.controller.close();
+        }
+        open.pulled();
         return;
       }
       case "json": {
@@ -546,6 +596,11 @@ class Sandbox {
     }
     const fault = new SandboxFault(reason);
     for (const pending of this.#pending.values()) pending.reject(fault);
+    for (const open of this.#streams.values()) {
+      open.controller.error(fault);
+      open.pulled();
+    }
+    this.#streams.clear();
     this.#pending.clear();
     // A sandbox that dies while loading counts as a module that could not be imported.
     this.#loaded.resolve({

@@ -56,6 +56,10 @@ export type ToSandbox =
     manifest?: string;
   }
   | { t: "call"; id: number; slice: string; op: SliceOperation; until: number }
+  /** The server's reader of streamed response `id` wants its next chunk. */
+  | { t: "pull"; id: number }
+  /** The client of streamed response `id` went away (or the server is stopping). */
+  | { t: "cancel"; id: number }
   /** The answer to a compatibility question: no error means compatible. */
   | { t: "compat"; error?: ErrorDescriptor }
   | {
@@ -103,7 +107,16 @@ export type FromSandbox =
     status: number;
     headers: [string, string][];
     body: ArrayBuffer | null;
+    /**
+     * The body follows in `chunk` messages, one per `pull`, then `end`: set for bodies of
+     * unknown or large size, so that event streams and big files are not buffered.
+     */
+    stream?: boolean;
+    /** The response was marked with `streaming()`: shutdown ends it instead of waiting. */
+    longLived?: boolean;
   }
+  | { t: "chunk"; id: number; body: ArrayBuffer }
+  | { t: "end"; id: number; error?: string }
   | { t: "json"; id: number; status: number; json: string }
   | { t: "log"; level: LogLevel; source: string; message: string }
   | { t: "mount"; slice: string; location: string; start: boolean }

@@ -12,6 +12,7 @@ import { ExtensionError, SliceError } from "../errors.ts";
 import type { ExtensionSpec } from "../extensions/discovery.ts";
 import { type ExtensionModule, importExtension, setUpExtension } from "../extensions/host.ts";
 import { StaticTable } from "../http/static.ts";
+import { isStreaming } from "../http/transport.ts";
 import { Logger } from "../log.ts";
 import type { MethodDefinition } from "../protocol/method.ts";
 import { Invoker } from "../protocol/invoke.ts";
@@ -206,9 +207,41 @@ async function request(message: Extract<ToSandbox, { t: "req" }>): Promise<void>
   await respond(message.id, response);
 }
 
+/** Bodies up to this size (by content-length) cross in one message. */
+const BUFFERED = 1 << 20;
+/** Streamed bodies, by response id, read one chunk per `pull` from the server. */
+const streams = new Map<number, ReadableStreamDefaultReader<Uint8Array>>();
+
 async function respond(id: number, response: Response): Promise<void> {
-  const body = response.body ? await response.arrayBuffer() : null;
-  channel.send({ t: "res", id, status: response.status, headers: [...response.headers], body });
+  const status = response.status;
+  const headers = [...response.headers];
+  const length = Number(response.headers.get("content-length") ?? NaN);
+  const longLived = isStreaming(response);
+  if (!response.body || (!longLived && length <= BUFFERED)) {
+    const body = response.body ? await response.arrayBuffer() : null;
+    channel.send({ t: "res", id, status, headers, body });
+    return;
+  }
+  streams.set(id, response.body.getReader());
+  channel.send({ t: "res", id, status, headers, body: null, stream: true, longLived });
+}
+
+async function pull(id: number): Promise<void> {
+  const reader = streams.get(id);
+  if (!reader) return;
+  try {
+    const { done, value } = await reader.read();
+    if (done) {
+      streams.delete(id);
+      channel.send({ t: "end", id });
+      return;
+    }
+    // Transfer a buffer of exactly this chunk (a view may share a larger one).
+    channel.send({ t: "chunk", id, body: value.slice().buffer });
+  } catch (error) {
+    streams.delete(id);
+    channel.send({ t: "end", id, error: describe(error).message });
+  }
 }
 
 /** An API call the server routed: no Request, no router, no Response unless needed. */
@@ -241,7 +274,11 @@ scope.onmessage = (event) => {
     else if (message.t === "compat") compatibility.resolve(message.error);
     else if (message.t === "req") void request(message);
     else if (message.t === "call") void call(message);
-    else if (message.t === "load") void load(message);
+    else if (message.t === "pull") void pull(message.id);
+    else if (message.t === "cancel") {
+      streams.get(message.id)?.cancel().catch(() => {});
+      streams.delete(message.id);
+    } else if (message.t === "load") void load(message);
   }
 };
 
