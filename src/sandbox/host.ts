@@ -325,12 +325,14 @@ class Sandbox {
       );
     }
     const worker = this.#worker;
-    this.#channel = new Channel<ToSandbox>(worker);
+    this.#channel = new Channel<ToSandbox>(worker, true);
     // Sent before the batched messages (which wait for a microtask), so it arrives first.
     worker.postMessage({ envBuffer: this.#env.buffer });
     worker.onmessage = (event: MessageEvent<Batch | { env: string }>) => {
       const data = event.data;
       if ("env" in data) return this.#env.answer(this.#readEnv(data.env));
+      // Every batch from the sandbox follows the one it took from us.
+      this.#channel!.acknowledge();
       for (const message of Channel.decode<FromSandbox>(data)) this.#receive(message);
     };
     worker.onerror = (event) => {

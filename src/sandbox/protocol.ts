@@ -140,13 +140,33 @@ export interface Batch {
  */
 export class Channel<T extends object> {
   readonly #port: Port;
+  readonly #windowed: boolean;
   #queue: T[] = [];
   #buffers: ArrayBuffer[] = [];
   #scheduled = false;
+  #inFlight = false;
 
-  /** @param port where batches are posted */
-  constructor(port: Port) {
+  /**
+   * @param port where batches are posted
+   * @param windowed keep one batch in flight at a time: what is sent meanwhile waits for
+   *   `acknowledge()` and goes in the next batch. Requests arrive one per event-loop turn, so
+   *   without this every request cost a postMessage of its own.
+   */
+  constructor(port: Port, windowed = false) {
     this.#port = port;
+    this.#windowed = windowed;
+  }
+
+  /** The other side took the batch in flight: post what waited for it. */
+  acknowledge(): void {
+    this.#inFlight = false;
+    if (this.#queue.length > 0) this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#inFlight) return;
+    this.#scheduled = true;
+    queueMicrotask(() => this.flush());
   }
 
   /** Queues a message; its `body`, if any, is transferred without copying. */
@@ -157,16 +177,23 @@ export class Channel<T extends object> {
       message = { ...message, body: this.#buffers.length - 1 };
     }
     this.#queue.push(message);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(() => this.flush());
-    }
+    this.#schedule();
   }
+
+  /** Posts a batch soon even if nothing is queued, so the other side sees its batch taken. */
+  acknowledgeSoon(): void {
+    this.#acking = true;
+    this.#schedule();
+  }
+
+  #acking = false;
 
   /** Posts what is queued now. */
   flush(): void {
     this.#scheduled = false;
-    if (this.#queue.length === 0) return;
+    if (this.#queue.length === 0 && !this.#acking) return;
+    this.#acking = false;
+    if (this.#windowed) this.#inFlight = true;
     const batch: Batch = { json: JSON.stringify(this.#queue), buffers: this.#buffers };
     this.#queue = [];
     this.#buffers = [];

@@ -269,6 +269,7 @@ scope.onmessage = (event) => {
     envLink = new EnvLink(data.envBuffer);
     return;
   }
+  channel.acknowledgeSoon();
   for (const message of Channel.decode<ToSandbox>(data)) {
     if (message.t === "api") void api(message);
     else if (message.t === "compat") compatibility.resolve(message.error);
