@@ -5,7 +5,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SignJWT } from "jose";
-import { logged, PROJECT, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import {
+  externalBinary,
+  logged,
+  PROJECT,
+  startTestServer,
+  tempDir,
+  writeExtension,
+} from "./helpers.ts";
+
+/** Debian's chromium; the browser tests skip (loudly) without it unless CI is set. */
+const CHROMIUM = externalBinary("chromium", "chromium");
 
 /** Runs the browser driver against `url`; returns what it saw. */
 async function drive(url: string, artifacts: string, token?: string) {
@@ -18,6 +28,7 @@ async function drive(url: string, artifacts: string, token?: string) {
       "tests/browser/console_driver.ts",
       url,
       artifacts,
+      CHROMIUM!,
       ...(token ? [token] : []),
     ],
     cwd: PROJECT,
@@ -28,7 +39,10 @@ async function drive(url: string, artifacts: string, token?: string) {
   return JSON.parse(decode(stdout));
 }
 
-Deno.test("console: shows the server, its extensions, slices, endpoints and tasks", async () => {
+Deno.test({
+  name: "console: shows the server, its extensions, slices, endpoints and tasks",
+  ignore: !CHROMIUM,
+}, async () => {
   await using root = await tempDir();
   await writeExtension(
     root.path,
@@ -80,7 +94,10 @@ export function setup(app) { app.registerSlice(new Broken("broken.main")); }
   assert.ok((await Deno.stat(join(artifacts, "console.png"))).size > 10_000);
 });
 
-Deno.test("console: with server.auth on, it asks for a token and then shows the server", async () => {
+Deno.test({
+  name: "console: with server.auth on, it asks for a token and then shows the server",
+  ignore: !CHROMIUM,
+}, async () => {
   const key = "a-console-test-secret-of-more-than-32-characters";
   await using test = await startTestServer({
     roots: [join(PROJECT, "extensions")],

@@ -213,3 +213,32 @@ export function serve(
     stderr: () => text,
   };
 }
+
+/**
+ * The path of an external program a test needs (chromium, initdb, promtool), looked up on PATH
+ * and in `extraDirs`. When it is missing: with `CI` set this throws (CI installs it, so the test
+ * must run); otherwise it warns loudly, naming the Debian package, and the caller skips.
+ */
+export function externalBinary(
+  binary: string,
+  debianPackage: string,
+  extraDirs: string[] = [],
+): string | undefined {
+  const dirs = [...(Deno.env.get("PATH") ?? "").split(":").filter(Boolean), ...extraDirs];
+  for (const dir of dirs) {
+    const path = join(dir, binary);
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch {
+      // not in this folder
+    }
+  }
+  if (Deno.env.get("CI")) {
+    throw new Error(`${binary} not found (Debian package ${debianPackage}); CI must install it`);
+  }
+  console.warn(
+    `\n*** SKIPPING tests that need ${binary}: not found on PATH. Install Debian package ` +
+      `'${debianPackage}' (apt-get install ${debianPackage}) to run them. ***\n`,
+  );
+  return undefined;
+}

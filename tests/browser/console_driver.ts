@@ -2,14 +2,14 @@
  * Drives Debian's chromium with playwright-core through the console at URL, and prints what it
  * saw as JSON (the test asserts on it). A process of its own: playwright-core probes /proc when
  * it loads, which Deno allows only with all permissions, so the server under test keeps the
- * test's narrow ones. Usage: deno run -A tests/browser/console_driver.ts URL ARTIFACTS_DIR
+ * test's narrow ones. Usage: deno run -A tests/browser/console_driver.ts URL ARTIFACTS_DIR CHROMIUM [TOKEN]
  */
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [url, artifacts, token] = Deno.args;
+const [url, artifacts, executablePath, token] = Deno.args;
 const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
+  executablePath,
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
 });
 try {
