@@ -40,7 +40,7 @@ export {
   SliceError,
 } from "./errors.ts";
 export type { ExtensionSpec } from "./extensions/discovery.ts";
-export type { ExtensionHost, LoadedExtension } from "./extensions/host.ts";
+export type { Isolation, LoadedExtension } from "./extensions/module.ts";
 export { type Feature, FeatureManager } from "./features.ts";
 export { Logger, type LogLevel, type LogRecord, parseLogLevel } from "./log.ts";
 export {
@@ -56,6 +56,7 @@ export {
 export type { ScheduledTaskInfo, ScheduleOptions } from "./scheduler/scheduler.ts";
 export { Server, type ServerOptions, type ServerState } from "./server.ts";
 export { ServerSlice, type SliceServer, type SliceStatus } from "./slices/slice.ts";
+export { type Remote, service } from "./slices/services.ts";
 export { PRODUCT, VERSION } from "./version.ts";
 export { Client, ClientError, type ClientOptions } from "./client.ts";
 export { streaming } from "./http/transport.ts";

@@ -11,7 +11,8 @@ import { registerCoreOptions } from "./core/options.ts";
 import type { CoreView } from "./core/slices.ts";
 import { ConfigError, InmantaError } from "./errors.ts";
 import { checkExtensionName, discoverExtensions } from "./extensions/discovery.ts";
-import type { ExtensionHost, LoadedExtension } from "./extensions/host.ts";
+import type { ExtensionLoader } from "./extensions/loader.ts";
+import { extensionRecord, type LoadedExtension } from "./extensions/module.ts";
 import { StaticTable } from "./http/static.ts";
 import { HttpTransport } from "./http/transport.ts";
 import { Logger } from "./log.ts";
@@ -19,6 +20,7 @@ import { collectRoutes, type Route } from "./protocol/routes.ts";
 import type { openApiDocument } from "./protocol/openapi.ts";
 import { startOrder } from "./slices/graph.ts";
 import { Lifecycle } from "./slices/lifecycle.ts";
+import { attachSlices, callService, sliceView } from "./slices/runtime.ts";
 import { INTERNALS, type ServerSlice } from "./slices/slice.ts";
 import { PRODUCT, VERSION } from "./version.ts";
 
@@ -31,8 +33,6 @@ export interface ServerOptions {
   config: Config;
   /** Logger; one at the configured level by default. */
   logger?: Logger;
-  /** How extensions are loaded and hosted; by default each in the isolation its config says. */
-  host?: ExtensionHost;
   /** Extensions given as imported modules (run in-process), by name; for tests and embedding. */
   modules?: Record<string, unknown>;
 }
@@ -43,7 +43,7 @@ export class Server {
   readonly config: Config;
   /** The server's logger. */
   readonly logger: Logger;
-  #host: ExtensionHost | undefined;
+  #loader: ExtensionLoader | undefined;
   readonly #registry: Registry;
   readonly #statics = new StaticTable();
   #state: ServerState = "created";
@@ -60,7 +60,6 @@ export class Server {
   constructor(options: ServerOptions) {
     this.config = options.config;
     this.logger = options.logger ?? new Logger();
-    this.#host = options.host;
     this.#modules = options.modules ?? {};
     this.#registry = new Registry(this.config);
     registerCoreOptions(this.config);
@@ -117,7 +116,13 @@ export class Server {
     try {
       // Loaded on start: an extension's `import "@inmanta/server"` then stays light in its
       // sandbox (no router, no token code, no sandbox host, no core slices of its own).
-      this.#host ??= new (await import("./sandbox/host.ts")).SandboxHost(this.logger);
+      const lookup = (name: string) => this.#registry.get(name);
+      this.#loader = new (await import("./extensions/loader.ts")).ExtensionLoader({
+        config: this.config,
+        log: this.logger,
+        callService: (from, to, member, args) => callService(lookup, from, to, member, args),
+        sliceNames: () => this.#registry.slices.map((s) => s.name),
+      });
       const { buildApp } = await import("./http/api.ts");
       this.#openApi = (await import("./protocol/openapi.ts")).openApiDocument;
       this.config.validate();
@@ -125,12 +130,11 @@ export class Server {
       this.#order = startOrder(this.#registry.slices, this.logger);
       this.logger.debug(`start order: ${this.#order.map((s) => s.name).join(", ")}`);
       this.#routes = collectRoutes(this.#order, this.#extensions);
-      for (const slice of this.#order) {
-        const internals = slice[INTERNALS];
-        internals.attach(this.logger.child(slice.name));
-        for (const mount of internals.mounts) this.#statics.add(mount, slice.name);
-        internals.onMount = (mount) => this.#statics.add(mount, slice.name);
-      }
+      attachSlices(
+        this.#order,
+        this.logger,
+        (mount, slice) => this.#statics.add(mount, slice.name),
+      );
       this.#transport = new HttpTransport({
         addresses: this.config.list("server", "bind_address"),
         port: this.config.int("server", "bind_port"),
@@ -155,7 +159,10 @@ export class Server {
         (slice) =>
           slice.extensionName !== "core" && this.#bootFailure(slice.extensionName) === "continue",
       );
-      await this.#lifecycle.start({ getSlice: (n) => this.getSlice(n), config: this.config });
+      const exists = (name: string) => this.#registry.get(name) !== undefined;
+      await this.#lifecycle.start((slice) =>
+        sliceView(slice, this.config, (name) => this.#registry.get(name), exists)
+      );
       // An extension one of whose slices failed under boot_failure = continue is failed too.
       for (const slice of this.#order) {
         const extension = this.#extensions.find((e) => e.name === slice.extensionName);
@@ -168,7 +175,7 @@ export class Server {
     } catch (error) {
       this.#state = "failed";
       await this.#transport?.close();
-      await this.#host?.close?.();
+      this.#loader?.close();
       throw error;
     }
   }
@@ -193,27 +200,16 @@ export class Server {
     const names = [...new Set(this.config.list("server", "enabled_extensions"))]
       .filter((n) => n !== "core");
     names.forEach(checkExtensionName);
-    for (const name of names) {
-      this.config.registerDefaultOptions(`extension.${name}`, {
-        source: {
-          type: "string",
-          default: "",
-          help: "jsr:@scope/pkg@range, a path or file: URL, or an https: URL of the extension",
-        },
-        boot_failure: {
-          type: "string",
-          default: "",
-          help: "abort or continue when this extension fails to load or start (default server's)",
-        },
-      });
-    }
+    const { registerExtensionOptions } = await import("./extensions/loader.ts");
+    for (const name of names) registerExtensionOptions(this.config, name);
     const specs = await discoverExtensions(this.config, names, this.#modules);
-    for (const spec of specs) this.#host!.preload?.(spec, this.config);
+    const loader = this.#loader!;
+    for (const spec of specs) loader.preload(spec);
     for (const spec of specs) {
       this.logger.debug(`loading extension ${spec.name} from ${spec.specifier}`);
       let loaded: LoadedExtension;
       try {
-        loaded = await this.#host!.load(spec, this.#registry.contextFor(spec.name));
+        loaded = await loader.load(spec, this.#registry.contextFor(spec.name));
       } catch (error) {
         if (this.#bootFailure(spec.name) === "abort") throw error;
         const reason = (error as Error).message;
@@ -221,16 +217,13 @@ export class Server {
           `extension ${spec.name} failed to load (boot_failure = continue): ${reason}`,
         );
         this.#registry.removeExtension(spec.name);
-        loaded = {
-          name: spec.name,
-          version: "unknown",
-          source: spec.specifier,
-          isolation: "none",
-          permissions: "",
-          status: "failed",
-          failure: reason,
-          methods: [],
-        };
+        let isolation: LoadedExtension["isolation"] = "none";
+        try {
+          isolation = loader.isolation(spec);
+        } catch {
+          // its isolation option is what failed
+        }
+        loaded = extensionRecord(spec, { isolation, permissions: "", failure: reason });
       }
       this.#extensions.push(loaded);
       this.logger.info(`extension ${loaded.name} ${loaded.version} loaded from ${loaded.source}`);
@@ -311,7 +304,7 @@ export class Server {
   async #stop(): Promise<void> {
     if (this.#state !== "running") {
       await this.#transport?.close();
-      await this.#host?.close?.();
+      this.#loader?.close();
       this.#state = "stopped";
       return;
     }
@@ -319,7 +312,7 @@ export class Server {
     this.#deadline = Date.now() + this.config.duration("server", "shutdown_timeout") * 1000;
     this.#transport?.beginStopping();
     await this.#lifecycle!.stop(this.#deadline);
-    await this.#host?.close?.();
+    this.#loader?.close();
     this.#state = "stopped";
     this.logger.info("server stopped");
   }

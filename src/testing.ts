@@ -32,8 +32,8 @@ export interface TestExtension {
   path?: string | URL;
   /** An already imported module with `setup` (runs in-process). */
   module?: { setup: (application: never) => unknown; [key: string]: unknown };
-  /** `worker` (default) or `none`. */
-  isolation?: "worker" | "none";
+  /** `process` (the default), `worker` or `none`. */
+  isolation?: "process" | "worker" | "none";
   /** Its permission grant, as `extension.<name>.permissions`. */
   permissions?: string;
 }

@@ -29,7 +29,7 @@ interface Status {
   slices: { name: string; status: string; failure?: string }[];
 }
 
-for (const isolation of ["none", "worker"] as const) {
+for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test(`[isolation=${isolation}] boot_failure = continue: a failing start is isolated`, async () => {
     await using root = await tempDir();
     await writeExtension(root.path, "healthy", PING);
@@ -81,7 +81,7 @@ Deno.test("boot_failure per extension: one continues, the default still aborts",
       name: "nosetup",
       version: "unknown",
       source: status.extensions.find((e) => e.name === "nosetup")!.source,
-      isolation: "none",
+      isolation: "process",
       permissions: "",
       status: "failed",
       failure: "extension nosetup: setup failed: no config",

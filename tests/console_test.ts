@@ -70,7 +70,7 @@ export function setup(app) { app.registerSlice(new Broken("broken.main")); }
   assert.equal(seen.version, "0.1.0");
   assert.match(seen.health, /degraded/);
   assert.ok(
-    seen.extensions.some((row: string) => row.includes("new_extension") && row.includes("worker")),
+    seen.extensions.some((row: string) => row.includes("new_extension") && row.includes("process")),
   );
   assert.ok(
     seen.extensions.some((row: string) => /broken.*failed.*broken on purpose/s.test(row)),

@@ -84,7 +84,7 @@ export function setup(app) {
       name: "feat",
       version: "unversioned",
       source: `${root.path}/inmanta_ext/feat/extension.ts`,
-      isolation: "worker",
+      isolation: "process",
       permissions: `read=${root.path}/inmanta_ext/feat`,
       status: "loaded",
     },

@@ -9,7 +9,7 @@ import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts"
 
 const API = await Deno.readTextFile(new URL("./fixtures/api_extension.ts", import.meta.url));
 
-const MODES = ["none", "worker"] as const;
+const MODES = ["none", "worker", "process"] as const;
 
 async function apiServer(isolation: typeof MODES[number]) {
   const root = await tempDir();

@@ -271,14 +271,22 @@ Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by D
     name: "remote",
     version: "unversioned",
     source: `${base}/remote/extension.ts`,
-    isolation: "worker",
+    isolation: "process",
     permissions: `import=127.0.0.1:${listener.addr.port}`,
     status: "loaded",
   });
-  // A sandboxed module that cannot be imported fails only its own extension.
+  // A sandboxed module that cannot be imported stops start-up by default, naming it...
+  await assert.rejects(
+    startTestServer({
+      enable: ["remote"],
+      config: `[extension.remote]\nsource = ${base}/nothing.ts\n`,
+    }),
+    /^ExtensionError: extension remote: cannot fetch http:\/\/127\.0\.0\.1:\d+\/nothing\.ts/,
+  );
+  // ... and, with boot_failure = continue, fails only its own extension.
   await using broken = await startTestServer({
     enable: ["remote"],
-    config: `[extension.remote]\nsource = ${base}/nothing.ts\n`,
+    config: `[extension.remote]\nsource = ${base}/nothing.ts\nboot_failure = continue\n`,
   });
   const status = await getJson(`${broken.url}/api/v1/serverstatus`);
   const failed = (status.body.data as { extensions: { status: string; failure?: string }[] })

@@ -44,6 +44,7 @@ extension_path = ${root.path}
 sandbox_heartbeat_timeout = 1
 [extension.spin]
 in_start = ${inStart}
+boot_failure = continue
 `,
   );
   const server = serve(["--config", cfg, "--port", "0"], [root.path]);

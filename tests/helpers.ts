@@ -23,8 +23,8 @@ export interface TestServerOptions {
   enable?: string[];
   /** Call start(); default true. */
   start?: boolean;
-  /** `extension.<name>.isolation` of every enabled extension; default the server's (worker). */
-  isolation?: "worker" | "none";
+  /** `extension.<name>.isolation` of every enabled extension; default the server's (process). */
+  isolation?: "process" | "worker" | "none";
 }
 
 /** Builds a server on port 0 with test defaults; starts it unless `start: false`. */

@@ -26,7 +26,7 @@ async function raw(url: string, request: string): Promise<string> {
   }
 }
 
-for (const isolation of ["none", "worker"] as const) {
+for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test(`[isolation=${isolation}] hostile input gets a clear 4xx`, async (t) => {
     await using root = await tempDir();
     await writeExtension(root.path, "things", API);

@@ -53,8 +53,10 @@ extension_path = ${config.path}
 source = jsr:@test/greeter@^1
 [extension.bogus]
 source = jsr:@test/nothere@^1
+boot_failure = continue
 [extension.tampered]
 source = jsr:@test/tampered@1
+boot_failure = continue
 `,
   );
   const run = () =>

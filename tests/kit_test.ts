@@ -32,7 +32,7 @@ Deno.test("kit: an extension by path, in its sandbox, called with the typed clie
       return true;
     });
     const status = await fetch(`${test.url}/api/v1/serverstatus`).then((r) => r.json());
-    assert.equal(status.data.extensions[1].isolation, "worker");
+    assert.equal(status.data.extensions[1].isolation, "process");
   }
   assert.equal(server.state, "stopped", "await using stopped the server");
 });

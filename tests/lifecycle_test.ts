@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { type LogRecord, SliceError } from "@inmanta/server";
 import { startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
-const MODES = ["none", "worker"] as const;
+const MODES = ["none", "worker", "process"] as const;
 
 /** The lifecycle events the recorder slices logged, in order. */
 function events(logs: LogRecord[]): string[] {

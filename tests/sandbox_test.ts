@@ -297,7 +297,16 @@ Deno.test("sandbox: a module that throws at top level fails only its extension",
   await using root = await tempDir();
   await writeExtension(root.path, "echo", ECHO);
   await writeExtension(root.path, "explodes", "throw new Error('kaboom at import');\n");
-  await using test = await startTestServer({ roots: [root.path], enable: ["explodes", "echo"] });
+  // By default (boot_failure = abort) start-up stops, naming it.
+  await assert.rejects(
+    startTestServer({ roots: [root.path], enable: ["explodes", "echo"] }),
+    /^ExtensionError: extension explodes: cannot import .*: kaboom at import$/,
+  );
+  await using test = await startTestServer({
+    roots: [root.path],
+    enable: ["explodes", "echo"],
+    config: "[extension.explodes]\nboot_failure = continue\n",
+  });
   const status = await getJson(`${test.url}/api/v1/serverstatus`);
   const extensions = (status.body.data as { extensions: Record<string, string>[] }).extensions;
   assert.equal(extensions[1].name, "explodes");

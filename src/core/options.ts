@@ -50,6 +50,12 @@ export function registerCoreOptions(config: Config): void {
       help: "largest request body in bytes; larger ones get 413",
     },
     log_level: { type: "string", default: "info", help: "debug, info, warning or error" },
+    isolation: {
+      type: "string",
+      default: "process",
+      help:
+        "default isolation of extensions: process (a deno subprocess each), worker (a Worker each) or none (in-process)",
+    },
     boot_failure: {
       type: "string",
       default: "abort",

@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { HttpError } from "../errors.ts";
 import type { HttpTransport } from "../http/transport.ts";
 import { handle } from "../protocol/method.ts";
+import { service } from "../slices/services.ts";
 import { ServerSlice } from "../slices/slice.ts";
 import { health, openApi, scheduledTasks, serverStatus } from "./protocol.ts";
 
@@ -64,7 +65,9 @@ export class CoreServerSlice extends ServerSlice {
     return ["core.transport"];
   }
 
+  /** The `data` of `GET /api/v1/serverstatus`; a service other slices may call. */
   @handle(serverStatus)
+  @service
   getServerStatus(): z.input<typeof serverStatus.returns> {
     return this.#view.status();
   }

@@ -9,7 +9,7 @@
 import semver from "semver";
 import { ExtensionError } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import type { PackageInfo } from "./host.ts";
+import type { PackageInfo } from "./module.ts";
 
 /** Refuses an extension whose declared core range does not include this server's version. */
 export function checkCompatibility(name: string, range: string, declaredIn: string): void {

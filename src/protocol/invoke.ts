@@ -147,9 +147,14 @@ export class Invoker {
   #answer(data: unknown): Outcome {
     // A handler may answer for itself (the OpenAPI document is not enveloped).
     if (data instanceof Response) return { response: data };
+    const status = this.#route.method.status;
+    // 204, 205 and 304 answers have no body: whatever the handler returned is not sent.
+    if (status === 204 || status === 205 || status === 304) {
+      return { response: new Response(null, { status }) };
+    }
     // Concatenating the envelope saves wrapping every answer in an object to stringify it.
     return {
-      status: this.#route.method.status,
+      status,
       json: `{"data":${JSON.stringify(data) ?? "null"}}`,
     };
   }

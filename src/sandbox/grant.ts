@@ -5,7 +5,7 @@
  * @module
  */
 import { isAbsolute, resolve } from "node:path";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, ExtensionError } from "../errors.ts";
 
 /** The permission kinds Deno knows. */
 export const PERMISSION_KINDS = [
@@ -72,7 +72,69 @@ export function describeGrant(grant: Grant): string {
     .join("; ") || "none";
 }
 
-/** The grant as a Worker's `deno.permissions`: every kind present, so nothing is inherited. */
-export function workerPermissions(grant: Grant): Deno.PermissionOptionsObject {
-  return { ...grant } as Deno.PermissionOptionsObject;
+/**
+ * The grant as `deno run` flags: `--allow-<kind>[=list]` for what it grants, and
+ * `--deny-import` when it grants no import (Deno would otherwise allow jsr.io, deno.land, ...).
+ */
+export function denoFlags(grant: Grant): string[] {
+  const flags: string[] = [];
+  for (const kind of PERMISSION_KINDS) {
+    const value = grant[kind];
+    if (value === true) flags.push(`--allow-${kind}`);
+    else if (value !== false && value.length > 0) flags.push(`--allow-${kind}=${value.join(",")}`);
+  }
+  if (grant.import === false) flags.push("--deny-import");
+  return flags;
+}
+
+/** The permission descriptor of one granted item. */
+function descriptor(kind: PermissionKind, item?: string): Deno.PermissionDescriptor {
+  switch (kind) {
+    case "read":
+    case "write":
+    case "ffi":
+      return { name: kind, path: item };
+    case "net":
+    case "import":
+      return { name: kind, host: item } as Deno.PermissionDescriptor;
+    case "env":
+      return { name: kind, variable: item };
+    case "run":
+      return { name: kind, command: item };
+    case "sys":
+      return { name: kind, kind: item as Deno.SysPermissionDescriptor["kind"] };
+  }
+}
+
+/**
+ * Checks that the server process itself holds everything a grant gives (a sandbox never gets
+ * more than the server has, whatever its isolation).
+ *
+ * @throws {ExtensionError} `extension.permissions` naming the extension and the missing part
+ */
+export function checkGrantWithin(grant: Grant, extension: string): void {
+  for (const kind of PERMISSION_KINDS) {
+    const value = grant[kind];
+    if (value === false) continue;
+    // A wildcard (env=AWS_*) cannot be queried: Deno itself holds the guest to it.
+    const items = value === true ? [undefined] : value.filter((i) => !i.includes("*"));
+    for (const item of items) {
+      let state: Deno.PermissionState;
+      try {
+        state = Deno.permissions.querySync(descriptor(kind, item)).state;
+      } catch {
+        continue; // a descriptor this Deno cannot query (a wildcard): Deno itself decides
+      }
+      if (state !== "granted") {
+        throw new ExtensionError(
+          "extension.permissions",
+          `extension ${extension}: its grant (${
+            describeGrant(grant)
+          }) exceeds the server process's own permissions: grant the server process ${kind}${
+            item === undefined ? "" : `=${item}`
+          } first`,
+        );
+      }
+    }
+  }
 }

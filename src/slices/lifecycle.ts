@@ -6,6 +6,7 @@
  */
 import { describeError, SliceError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { type Phase, PhaseTimeout, runPhase } from "./runtime.ts";
 import { INTERNALS, type ServerSlice, type SliceServer } from "./slice.ts";
 
 /** Per-slice deadlines, in seconds. */
@@ -14,23 +15,6 @@ export interface LifecycleTimeouts {
   start: number;
   /** For each of prestop and stop (background tasks included). */
   stop: number;
-}
-
-class Timeout extends Error {}
-
-/** Resolves with `work`, or rejects with Timeout after `ms`. */
-async function within<T>(work: () => T | Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      Promise.resolve().then(work),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Timeout()), Math.max(0, ms));
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Drives the lifecycle of an ordered list of slices. */
@@ -63,16 +47,21 @@ export class Lifecycle {
    * Runs one phase of a slice whose failures are tolerated (boot_failure = continue): a failure
    * marks it failed instead of ending start-up. Returns whether it went well.
    */
-  async #tolerant(slice: ServerSlice, phase: string, work: () => unknown, ms: number) {
+  async #tolerant(slice: ServerSlice, phase: Phase, server: (s: ServerSlice) => SliceServer) {
     try {
-      await within(work, ms);
+      await this.#run(slice, phase, server);
       return true;
     } catch (error) {
-      slice[INTERNALS].failure = error instanceof Timeout
+      slice[INTERNALS].failure = error instanceof PhaseTimeout
         ? `did not finish ${phase} within ${this.#timeouts.start}s`
         : `${phase} failed: ${describeError(error)}`;
       return false;
     }
+  }
+
+  #run(slice: ServerSlice, phase: Phase, server: (s: ServerSlice) => SliceServer) {
+    const deadline = Date.now() + this.#timeouts.start * 1000;
+    return runPhase(slice, phase, deadline, this.#log, server(slice));
   }
 
   /** Why `slice` cannot start because a slice it needs failed, if one did. */
@@ -91,17 +80,14 @@ export class Lifecycle {
    * reverse order and a SliceError naming the failing slice is thrown. A slice whose sandbox
    * failed (its internals carry a failure) is isolated instead: it stays failed, the rest starts.
    */
-  async start(server: SliceServer): Promise<void> {
-    const ms = this.#timeouts.start * 1000;
-    let phase = "prestart";
+  async start(server: (slice: ServerSlice) => SliceServer): Promise<void> {
+    let phase: Phase = "prestart";
     let current: ServerSlice | undefined;
     try {
       for (current of this.#order) {
-        current[INTERNALS].setStatus("starting");
         const slice = current;
-        if (this.#tolerate(slice)) {
-          await this.#tolerant(slice, phase, () => slice.prestart(server), ms);
-        } else await within(() => slice.prestart(server), ms);
+        if (this.#tolerate(slice)) await this.#tolerant(slice, phase, server);
+        else await this.#run(slice, phase, server);
       }
       phase = "start";
       for (current of this.#order) {
@@ -111,8 +97,8 @@ export class Lifecycle {
           if (blocked) slice[INTERNALS].failure = blocked;
         }
         if (!slice[INTERNALS].failure) {
-          if (this.#tolerate(slice)) await this.#tolerant(slice, phase, () => slice.start(), ms);
-          else await within(() => slice.start(), ms);
+          if (this.#tolerate(slice)) await this.#tolerant(slice, phase, server);
+          else await this.#run(slice, phase, server);
         }
         if (current[INTERNALS].failure) {
           current[INTERNALS].setStatus("failed");
@@ -125,12 +111,12 @@ export class Lifecycle {
       }
     } catch (error) {
       const slice = current!;
-      const cause = error instanceof Timeout
+      const cause = error instanceof PhaseTimeout
         ? `did not finish ${phase} within ${this.#timeouts.start}s`
         : `${phase} failed: ${describeError(error)}`;
       slice[INTERNALS].setStatus("failed");
       slice[INTERNALS].failure = cause;
-      if (!(error instanceof Timeout) && error instanceof Error && error.stack) {
+      if (!(error instanceof PhaseTimeout) && error instanceof Error && error.stack) {
         this.#log.debug(error.stack);
       }
       for (const s of this.#order) {
@@ -141,7 +127,7 @@ export class Lifecycle {
         await this.stop(Date.now() + this.#timeouts.stop * 1000 * this.#started.length);
       }
       throw new SliceError(
-        error instanceof Timeout ? "slice.start_timeout" : "slice.start_failed",
+        error instanceof PhaseTimeout ? "slice.start_timeout" : "slice.start_failed",
         `slice ${slice.name} ${cause}`,
         { cause: error },
       );
@@ -155,46 +141,8 @@ export class Lifecycle {
   async stop(deadline: number): Promise<void> {
     const slices = [...this.#started].reverse();
     this.#started = [];
-    const budget = () => Math.min(this.#timeouts.stop * 1000, deadline - Date.now());
-    for (const slice of slices) await prestopSlice(slice, this.#log, Date.now() + budget());
-    for (const slice of slices) await stopSlice(slice, this.#log, Date.now() + budget());
-  }
-}
-
-/** Prestops one slice: no new scheduled runs (cancelOnStop ones), then its prestop, bounded. */
-export async function prestopSlice(slice: ServerSlice, log: Logger, until: number): Promise<void> {
-  slice[INTERNALS].setStatus("stopping");
-  slice[INTERNALS].scheduler.cancel(false);
-  await bounded(slice, log, "prestop", () => slice.prestop(), until);
-}
-
-/** Stops one slice: its stop, then its remaining tasks, awaited until `until` then abandoned. */
-export async function stopSlice(slice: ServerSlice, log: Logger, until: number): Promise<void> {
-  await bounded(slice, log, "stop", () => slice.stop(), until);
-  slice[INTERNALS].scheduler.cancel(true);
-  const abandoned = await slice[INTERNALS].scheduler.drain(until);
-  if (abandoned > 0) {
-    log.error(
-      `slice ${slice.name}: ${abandoned} background task(s) still running at the stop deadline; abandoned`,
-    );
-  }
-  slice[INTERNALS].setStatus("stopped");
-}
-
-async function bounded(
-  slice: ServerSlice,
-  log: Logger,
-  phase: string,
-  work: () => unknown,
-  until: number,
-): Promise<void> {
-  try {
-    await within(work, until - Date.now());
-  } catch (error) {
-    if (error instanceof Timeout) {
-      log.error(`slice ${slice.name} did not finish ${phase} in time; abandoned`);
-    } else {
-      log.error(`slice ${slice.name} ${phase} failed: ${describeError(error)}`);
-    }
+    const until = () => Math.min(Date.now() + this.#timeouts.stop * 1000, deadline);
+    for (const slice of slices) await runPhase(slice, "prestop", until(), this.#log);
+    for (const slice of slices) await runPhase(slice, "stop", until(), this.#log);
   }
 }

@@ -12,6 +12,7 @@ import {
   TaskScheduler,
 } from "../scheduler/scheduler.ts";
 import type { StaticMount } from "../http/static.ts";
+import { isService, type Remote } from "./services.ts";
 
 /** Where a slice is in its lifecycle. */
 export type SliceStatus =
@@ -24,8 +25,12 @@ export type SliceStatus =
 
 /** What `prestart` receives: access to the other slices and the configuration. */
 export interface SliceServer {
-  /** The slice with this name; throws a SliceError naming it when it is not loaded. */
-  getSlice<T extends ServerSlice = ServerSlice>(name: string): T;
+  /**
+   * The slice with this name, as a {@link Remote}: its methods marked `@service` may be called
+   * (each returns a Promise), whatever the isolation of either slice. Throws a SliceError naming
+   * it when it is not loaded.
+   */
+  getSlice<T extends ServerSlice = ServerSlice>(name: string): Remote<T>;
   /** The loaded configuration. */
   readonly config: Config;
 }
@@ -48,6 +53,12 @@ export interface SliceInternals {
   setStatus(status: SliceStatus): void;
   /** Why the slice failed, if it did. */
   failure: string | undefined;
+  /** Whether `member` is a service other slices may call (a proxy answers for its guest). */
+  offers(member: string): boolean;
+  /** Runs service `member` for slice `from` (a proxy hands it to its guest). */
+  serve(from: string, member: string, args: unknown[]): Promise<unknown>;
+  /** The deadline (ms since epoch) of the lifecycle phase running now. */
+  deadline: number;
 }
 
 /** Symbol under which a slice keeps its internals; not part of the public API. */
@@ -99,6 +110,10 @@ export class ServerSlice {
       setStatus: (status) => {
         this.#status = status;
       },
+      deadline: 0,
+      offers: (member) => isService(this, member),
+      serve: async (_from, member, args) =>
+        await (this as unknown as Record<string, (...a: unknown[]) => unknown>)[member](...args),
     };
     this.#internals = internals;
   }

@@ -1,16 +1,18 @@
 /**
- * Loading an extension and hosting its slices. One interface, so that a sandboxed host can
- * stand beside the in-process one without the rest of the server knowing which it talks to.
+ * An extension's module: importing it, checking it, running its `setup`, and the record the
+ * server keeps of it once loaded. The same code runs in the server and in every guest.
  *
  * @module
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ApplicationContext } from "../application.ts";
-import type { Config } from "../config/config.ts";
 import { describeError, ExtensionError, InmantaError } from "../errors.ts";
 import { isMethod, type MethodDefinition } from "../protocol/method.ts";
 import type { ExtensionSpec } from "./discovery.ts";
+
+/** Where an extension runs. */
+export type Isolation = "none" | "worker" | "process";
 
 /** An extension after `setup` ran. */
 export interface LoadedExtension {
@@ -20,8 +22,11 @@ export interface LoadedExtension {
   version: string;
   /** Where it was loaded from. */
   source: string;
-  /** `none`: in the server process; `worker`: in a Worker with only its granted permissions. */
-  isolation: "none" | "worker";
+  /**
+   * `none`: in the server's isolate; `worker`: in a Worker with only its granted permissions;
+   * `process`: in a `deno` subprocess with only its granted permissions.
+   */
+  isolation: Isolation;
   /** The permissions it runs with, as Deno flags say them. */
   permissions: string;
   /** `failed` once its sandbox failed (it threw at top level, died or stopped answering). */
@@ -30,16 +35,6 @@ export interface LoadedExtension {
   failure?: string;
   /** The API methods its module exports, which some slice must handle. */
   methods: MethodDefinition[];
-}
-
-/** Loads extensions and hosts their slices. */
-export interface ExtensionHost {
-  /** Imports the extension, checks it is compatible, and runs its `setup`. */
-  load(spec: ExtensionSpec, context: ApplicationContext): Promise<LoadedExtension>;
-  /** Starts preparing an extension ahead of `load`, so that extensions load side by side. */
-  preload?(spec: ExtensionSpec, config: Config): void;
-  /** Releases what the host holds (sandboxes); called when the server stopped. */
-  close?(): Promise<void>;
 }
 
 /** What an extension module may export. */
@@ -155,4 +150,32 @@ export function displaySource(spec: ExtensionSpec): string {
 
 function firstLine(error: unknown): string {
   return describeError(error).split("\n")[0];
+}
+
+/**
+ * The record of an extension, loaded or failed: the one place such a record is built.
+ *
+ * @param spec where it came from
+ * @param fields what is known of it
+ */
+export function extensionRecord(
+  spec: ExtensionSpec,
+  fields: {
+    isolation: Isolation;
+    permissions: string;
+    version?: string;
+    failure?: string;
+    methods?: MethodDefinition[];
+  },
+): LoadedExtension {
+  return {
+    name: spec.name,
+    version: fields.version ?? (fields.failure ? "unknown" : "unversioned"),
+    source: displaySource(spec),
+    isolation: fields.isolation,
+    permissions: fields.permissions,
+    status: fields.failure ? "failed" : "loaded",
+    ...(fields.failure ? { failure: fields.failure } : {}),
+    methods: fields.methods ?? [],
+  };
 }

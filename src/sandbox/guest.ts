@@ -1,0 +1,381 @@
+/**
+ * The inside of a sandbox, whatever carries it (a Worker or a subprocess): imports the extension,
+ * runs `setup`, and then serves the server's lifecycle calls, forwarded requests and service
+ * calls for the slices `setup` registered, through the same slice runtime the server uses.
+ *
+ * @module
+ */
+import { Registry } from "../application.ts";
+import { Config } from "../config/config.ts";
+import { ExtensionError, SliceError } from "../errors.ts";
+import type { ExtensionSpec } from "../extensions/discovery.ts";
+import { type ExtensionModule, importExtension, setUpExtension } from "../extensions/module.ts";
+import { StaticTable } from "../http/static.ts";
+import { errorResponse } from "../http/errors.ts";
+import { isStreaming } from "../http/transport.ts";
+import { Logger } from "../log.ts";
+import type { MethodDefinition } from "../protocol/method.ts";
+import { Invoker } from "../protocol/invoke.ts";
+import { schemaOf } from "../protocol/openapi.ts";
+import { collectRoutes } from "../protocol/routes.ts";
+import { attachSlices, callService, runPhase, sliceView } from "../slices/runtime.ts";
+import { serviceNames } from "../slices/services.ts";
+import type { ServerSlice, SliceServer } from "../slices/slice.ts";
+import { Channel } from "./channel.ts";
+import {
+  type Batch,
+  decodeHostBatch,
+  describe,
+  type ErrorDescriptor,
+  type FromGuest,
+  type MethodDescriptor,
+  packValue,
+  type ToGuest,
+  unpackValue,
+} from "./messages.ts";
+
+/** How often the guest says it is alive; the server declares it hung after its own timeout. */
+const HEARTBEAT_MS = 200;
+/** Bodies up to this size (by content-length) cross in one message. */
+const BUFFERED = 1 << 20;
+
+/** What carries batches between this guest and the server. */
+export interface GuestPort {
+  /** Sends a batch to the server. */
+  post(batch: Batch): void;
+}
+
+function descriptor(method: MethodDefinition): MethodDescriptor {
+  return {
+    operation: method.operation,
+    path: method.path,
+    apiVersion: method.apiVersion,
+    clientTypes: [...method.clientTypes],
+    summary: method.summary,
+    description: method.description,
+    status: method.status,
+    enforceAuth: method.enforceAuth,
+    maxBodySize: method.maxBodySize,
+    args: schemaOf(method.args, "input"),
+    returns: schemaOf(method.returns, "output"),
+  };
+}
+
+/** One guest: the extension it runs and its slices. */
+export class Guest {
+  readonly #channel: Channel<FromGuest>;
+  readonly #logger = new Logger("silent");
+  readonly #slices = new Map<string, ServerSlice>();
+  readonly #invokers = new Map<string, Invoker>();
+  readonly #streams = new Map<number, ReadableStreamDefaultReader<Uint8Array>>();
+  readonly #calls = new Map<number, PromiseWithResolvers<unknown>>();
+  readonly #decoder = new TextDecoder();
+  readonly #compatibility = Promise.withResolvers<ErrorDescriptor | undefined>();
+  #statics = new StaticTable();
+  #config: Config | undefined;
+  #everySlice = new Set<string>();
+  #nextCall = 0;
+  #lastTasks = "";
+  #name = "";
+
+  /** @param port where batches to the server go */
+  constructor(port: GuestPort) {
+    this.#channel = new Channel<FromGuest>((batch) => port.post(batch));
+    this.#logger.onRecord(({ level, source, message }) =>
+      this.#channel.send({ t: "log", level, source, message: message.slice(0, 16 * 1024) })
+    );
+    setInterval(() => this.#beat(), HEARTBEAT_MS);
+  }
+
+  /** The logger of this guest: records cross to the server. */
+  get logger(): Logger {
+    return this.#logger;
+  }
+
+  /** Takes a batch from the server. */
+  receive(batch: Batch): void {
+    this.#channel.acknowledgeSoon();
+    for (const message of decodeHostBatch(batch)) this.#dispatch(message);
+  }
+
+  #dispatch(message: ToGuest): void {
+    switch (message.t) {
+      case "api":
+        void this.#api(message);
+        return;
+      case "req":
+        void this.#request(message);
+        return;
+      case "call":
+        void this.#call(message);
+        return;
+      case "pull":
+        void this.#pull(message.id);
+        return;
+      case "cancel":
+        this.#streams.get(message.id)?.cancel().catch(() => {});
+        this.#streams.delete(message.id);
+        return;
+      case "svc":
+        void this.#serve(message);
+        return;
+      case "svcres": {
+        const call = this.#calls.get(message.id);
+        this.#calls.delete(message.id);
+        if (!call) return;
+        if (message.error !== undefined) call.reject(new Error(message.error));
+        else call.resolve(message.body ? unpackValue(message.body) : undefined);
+        return;
+      }
+      case "compat":
+        this.#compatibility.resolve(message.error);
+        return;
+      case "load":
+        void this.#load(message);
+        return;
+    }
+  }
+
+  #beat(): void {
+    const tasks: Record<string, ReturnType<ServerSlice["scheduledTasks"]>> = {};
+    for (const [name, slice] of this.#slices) tasks[name] = slice.scheduledTasks();
+    // Task lists cross only when they changed: a heartbeat costs the same with 1 or 1,000 tasks.
+    const text = JSON.stringify(tasks);
+    if (text === this.#lastTasks) return this.#channel.send({ t: "beat" });
+    this.#lastTasks = text;
+    this.#channel.send({ t: "beat", tasks });
+  }
+
+  async #load(message: Extract<ToGuest, { t: "load" }>): Promise<void> {
+    this.#name = message.name;
+    const env = message.env;
+    const config = new Config(
+      [new Map(message.config.map(([s, o]) => [s, new Map(o)]))],
+      (name) => env[name],
+    );
+    this.#config = config;
+    const registry = new Registry(config);
+    const spec: ExtensionSpec = {
+      name: message.name,
+      specifier: message.specifier,
+      origin: "path",
+    };
+    let module: ExtensionModule;
+    try {
+      module = await importExtension(spec);
+    } catch (error) {
+      this.#channel.send({
+        t: "loaded",
+        importFailed: true,
+        error: describe(error),
+        slices: [],
+        methods: [],
+      });
+      return;
+    }
+    try {
+      const { version, methods } = await setUpExtension(
+        spec,
+        module,
+        registry.contextFor(message.name),
+        { coreRange: message.coreRange, version: message.version, file: message.manifest },
+        async (exported) => {
+          this.#channel.send({
+            t: "compat",
+            exported: typeof exported === "string"
+              ? exported
+              : exported === undefined
+              ? null
+              : false,
+          });
+          const error = await this.#compatibility.promise;
+          if (error) {
+            throw new ExtensionError(error.code ?? "extension.incompatible", error.message);
+          }
+        },
+      );
+      attachSlices(registry.slices, this.#logger, (mount, slice) => {
+        this.#statics.add(mount, slice.name);
+        this.#channel.send({
+          t: "mount",
+          slice: slice.name,
+          location: mount.location,
+          start: mount.kind === "directory" && mount.start,
+        });
+      });
+      for (const slice of registry.slices) this.#slices.set(slice.name, slice);
+      const routes = collectRoutes(registry.slices, [{ name: message.name, methods }]);
+      for (const route of routes) {
+        this.#invokers.set(
+          `${route.method.operation} ${route.method.url}`,
+          new Invoker(route, this.#logger.child(message.name)),
+        );
+      }
+      this.#channel.send({
+        t: "loaded",
+        version,
+        slices: registry.slices.map((slice) => ({
+          name: slice.name,
+          dependencies: slice.getDependencies(),
+          dependedBy: slice.getDependedBy(),
+          handles: routes.filter((r) => r.slice === slice).map((r) => descriptor(r.method)),
+          services: serviceNames(slice),
+        })),
+        methods: methods.map(descriptor),
+        features: registry.featureOwner ? registry.featureManager.getFeatures() : undefined,
+      });
+    } catch (error) {
+      this.#slices.clear();
+      this.#channel.send({ t: "loaded", error: describe(error), slices: [], methods: [] });
+    }
+  }
+
+  /** What `prestart` of `slice` receives: local slices directly, others through the server. */
+  #view(slice: ServerSlice): SliceServer {
+    return sliceView(
+      slice,
+      this.#config!,
+      (name) => this.#slices.get(name),
+      (name) => this.#everySlice.has(name) || this.#slices.has(name),
+      (to, member, args) => {
+        const id = ++this.#nextCall;
+        const call = Promise.withResolvers<unknown>();
+        this.#calls.set(id, call);
+        this.#channel.send({ t: "svc", id, from: slice.name, to, member, body: packValue(args) });
+        return call.promise;
+      },
+    );
+  }
+
+  async #call(message: Extract<ToGuest, { t: "call" }>): Promise<void> {
+    const slice = this.#slices.get(message.slice);
+    if (message.slices) this.#everySlice = new Set(message.slices);
+    try {
+      if (!slice) throw new SliceError("sandbox.slice", `no slice ${message.slice} here`);
+      await runPhase(slice, message.op, message.until, this.#logger, this.#view(slice));
+      this.#channel.send({ t: "done", id: message.id });
+    } catch (error) {
+      if (error instanceof Error && error.stack) {
+        this.#logger.child(message.slice).debug(error.stack);
+      }
+      this.#channel.send({ t: "done", id: message.id, error: describe(error) });
+    }
+  }
+
+  /** A service call into one of this guest's slices, from a slice anywhere. */
+  async #serve(message: Extract<ToGuest, { t: "svc" }>): Promise<void> {
+    try {
+      const args = unpackValue(message.body);
+      if (!Array.isArray(args)) throw new Error("service arguments are not a list");
+      // The server checked the caller's dependencies; here the callee's own checks run again.
+      const result = await callService(
+        (name) => this.#slices.get(name),
+        { name: message.from, getDependencies: () => [message.to] },
+        message.to,
+        message.member,
+        args,
+      );
+      this.#channel.send({ t: "svcres", id: message.id, body: packValue(result) });
+    } catch (error) {
+      this.#channel.send({
+        t: "svcres",
+        id: message.id,
+        error: describe(error).message,
+        body: null,
+      });
+    }
+  }
+
+  /** A request for static content: API calls come routed, as `api` messages. */
+  async #request(message: Extract<ToGuest, { t: "req" }>): Promise<void> {
+    let response: Response;
+    const pathname = new URL(message.url).pathname;
+    try {
+      const request = new Request(message.url, {
+        method: message.method,
+        headers: message.headers,
+        body: message.body,
+      });
+      response = await this.#statics.serve(request, pathname) ??
+        errorResponse(404, `no such file: ${pathname}`);
+    } catch (error) {
+      this.#logger.error(
+        `request ${message.method} ${pathname} failed: ${describe(error).message}`,
+      );
+      response = errorResponse(500, "internal server error");
+    }
+    await this.#respond(message.id, response);
+  }
+
+  /** An API call the server routed: no Request, no router, no Response unless needed. */
+  async #api(message: Extract<ToGuest, { t: "api" }>): Promise<void> {
+    const { url, method } = message;
+    const query = url.indexOf("?");
+    const invoker = this.#invokers.get(message.key);
+    if (!invoker) {
+      return this.#respond(
+        message.id,
+        errorResponse(404, "no such method"),
+      );
+    }
+    const outcome = await invoker.invoke({
+      method,
+      path: url.slice(url.indexOf("/", url.indexOf("//") + 2), query >= 0 ? query : undefined),
+      params: message.params,
+      search: query >= 0 ? url.slice(query) : "",
+      body: message.body ? this.#decoder.decode(message.body) : "",
+      request: () => new Request(url, { method, headers: message.headers, body: message.body }),
+    });
+    if ("json" in outcome) {
+      this.#channel.send({ t: "json", id: message.id, status: outcome.status, json: outcome.json });
+    } else {
+      await this.#respond(message.id, outcome.response);
+    }
+  }
+
+  async #respond(id: number, response: Response): Promise<void> {
+    const status = response.status;
+    const headers = [...response.headers];
+    const length = Number(response.headers.get("content-length") ?? NaN);
+    const longLived = isStreaming(response);
+    if (!response.body || (!longLived && length <= BUFFERED)) {
+      const body = response.body ? await response.arrayBuffer() : null;
+      this.#channel.send({ t: "res", id, status, headers, body });
+      return;
+    }
+    this.#streams.set(id, response.body.getReader());
+    this.#channel.send({ t: "res", id, status, headers, body: null, stream: true, longLived });
+  }
+
+  async #pull(id: number): Promise<void> {
+    const reader = this.#streams.get(id);
+    if (!reader) return;
+    try {
+      const { done, value } = await reader.read();
+      if (done) {
+        this.#streams.delete(id);
+        this.#channel.send({ t: "end", id });
+        return;
+      }
+      // A buffer of exactly this chunk (a view may share a larger one).
+      this.#channel.send({ t: "chunk", id, body: value.slice().buffer });
+    } catch (error) {
+      this.#streams.delete(id);
+      this.#channel.send({ t: "end", id, error: describe(error).message });
+    }
+  }
+}
+
+/**
+ * Removes what guests of one process would share with each other or with the server: the Cache
+ * API, Web Storage and BroadcastChannel (a Worker's are its process's).
+ */
+export function removeSharedState(): void {
+  for (const name of ["caches", "localStorage", "sessionStorage", "BroadcastChannel"]) {
+    try {
+      delete (globalThis as Record<string, unknown>)[name];
+    } catch {
+      // not configurable here: nothing to share
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The entry point of a guest in a subprocess (`isolation = process`): framed batches come in on
+ * stdin and go out on stdout. Console output becomes log records (stdout is the channel); a
+ * closed stdin means the server is gone, and the guest exits at once.
+ *
+ * @module
+ */
+import "../mod.ts";
+import { encodeFrame, FrameReader } from "./channel.ts";
+import { Guest } from "./guest.ts";
+
+const writer = Deno.stdout.writable.getWriter();
+const guest = new Guest({
+  post: (batch) => {
+    writer.write(encodeFrame(batch)).catch(() => Deno.exit(0));
+  },
+});
+
+const log = guest.logger.child("console");
+const format = (args: unknown[]) =>
+  args.map((a) => typeof a === "string" ? a : Deno.inspect(a, { depth: 4 })).join(" ");
+Object.assign(console, {
+  log: (...args: unknown[]) => log.info(format(args)),
+  info: (...args: unknown[]) => log.info(format(args)),
+  debug: (...args: unknown[]) => log.debug(format(args)),
+  warn: (...args: unknown[]) => log.warning(format(args)),
+  error: (...args: unknown[]) => log.error(format(args)),
+});
+
+const frames = new FrameReader();
+try {
+  for await (const chunk of Deno.stdin.readable) {
+    for (const batch of frames.push(chunk)) guest.receive(batch);
+  }
+} finally {
+  // The server closed the channel (it stopped, or it was killed): nothing is left to serve.
+  Deno.exit(0);
+}

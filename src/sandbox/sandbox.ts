@@ -1,0 +1,537 @@
+/**
+ * One sandbox: the server's side of one guest (an extension in a Worker or a subprocess). It
+ * sends the guest its work, checks every message the guest sends before acting on it, and fails
+ * the extension (never the server) when the guest misbehaves, dies or goes silent.
+ *
+ * @module
+ */
+import type { ApplicationContext } from "../application.ts";
+import type { Config } from "../config/config.ts";
+import {
+  ConfigError,
+  describeError,
+  ExtensionError,
+  type InmantaError,
+  ProtocolError,
+  SliceError,
+} from "../errors.ts";
+import type { ExtensionSpec } from "../extensions/discovery.ts";
+import { checkCore } from "../extensions/compat.ts";
+import { extensionRecord, type LoadedExtension, type PackageInfo } from "../extensions/module.ts";
+import { type Feature, FeatureManager } from "../features.ts";
+import { readBody } from "../http/body.ts";
+import { streaming } from "../http/transport.ts";
+import type { Logger } from "../log.ts";
+import { errorResponse } from "../http/errors.ts";
+import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
+import type { ServerSlice } from "../slices/slice.ts";
+import { Channel } from "./channel.ts";
+import { describeGrant, type Grant } from "./grant.ts";
+import type { GuestLink } from "./link.ts";
+import {
+  decodeGuestBatch,
+  describe,
+  type ErrorDescriptor,
+  type FromGuest,
+  packValue,
+  type SlicePhase,
+  type ToGuest,
+  unpackValue,
+} from "./messages.ts";
+import { ProxySlice } from "./proxy_slice.ts";
+import { watch } from "./watchdog.ts";
+
+const ERRORS: Record<string, new (code: string, message: string) => InmantaError> = {
+  ConfigError,
+  ExtensionError,
+  ProtocolError,
+  SliceError,
+};
+
+/** Rebuilds an error that crossed the boundary, keeping its class and code. */
+function rebuild(error: ErrorDescriptor): Error {
+  const Class = ERRORS[error.name];
+  if (Class) return new Class(error.code ?? "sandbox.error", error.message);
+  const plain = new Error(error.message);
+  plain.name = error.name;
+  return plain;
+}
+
+const JSON_HEADERS: HeadersInit = { "content-type": "application/json" };
+
+/** What a sandbox needs from the server. */
+export interface SandboxOptions {
+  /** The extension. */
+  spec: ExtensionSpec;
+  /** `worker` or `process` (names it in the record). */
+  isolation: "worker" | "process";
+  /** Its grant. */
+  grant: Grant;
+  /** The server's configuration. */
+  config: Config;
+  /** The server's logger. */
+  log: Logger;
+  /** What the extension's deno.json says. */
+  info: PackageInfo;
+  /** The configuration the guest gets (no secrets, no other extension's section). */
+  guestConfig: [string, [string, unknown][]][];
+  /** The `INMANTA_*` overrides the guest may read. */
+  env: Record<string, string>;
+  /** Starts the guest's transport. */
+  link: () => GuestLink;
+  /** Largest resident size of a process guest, in KiB (undefined: not watched). */
+  rssLimitKiB?: number;
+  /** Makes a service call of one of this guest's slices to any slice. */
+  callService(from: ServerSlice, to: string, member: string, args: unknown[]): Promise<unknown>;
+  /** The names of every loaded slice (what a guest's getSlice may ask for). */
+  sliceNames(): string[];
+}
+
+interface Pending {
+  deadline: number;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/** One extension in one guest. */
+export class Sandbox {
+  readonly #options: SandboxOptions;
+  readonly #pending = new Map<number, Pending>();
+  readonly #proxies = new Map<string, ProxySlice>();
+  readonly #streams = new Map<
+    number,
+    { controller: ReadableStreamDefaultController<Uint8Array>; pulled: () => void }
+  >();
+  readonly #requestTimeout: number;
+  readonly #bodyTimeout: number;
+  readonly #log: Logger;
+  #link: GuestLink | undefined;
+  #channel: Channel<ToGuest> | undefined;
+  #nextId = 0;
+  #loaded = Promise.withResolvers<Extract<FromGuest, { t: "loaded" }>>();
+  #extension: LoadedExtension | undefined;
+  #unwatch: (() => void) | undefined;
+  /** When the guest last said it is alive (ms since epoch). */
+  lastBeat: number = Date.now();
+  /** Whether the guest said anything yet. */
+  heard = false;
+  /** Scheduled tasks of each slice, as of the last heartbeat that carried them. */
+  tasks: Record<string, ScheduledTaskInfo[]> = {};
+  /** Why the sandbox failed, once it did. */
+  failure: string | undefined;
+
+  /** @param options what the sandbox needs from the server */
+  constructor(options: SandboxOptions) {
+    this.#options = options;
+    this.#log = options.log.child(options.spec.name);
+    // Read once: a configuration lookup is too slow for every request.
+    this.#requestTimeout = options.config.duration("server", "sandbox_request_timeout");
+    this.#bodyTimeout = options.config.duration("server", "request_body_timeout");
+  }
+
+  /** The extension's name. */
+  get name(): string {
+    return this.#options.spec.name;
+  }
+
+  /** Largest resident size of a process guest, in KiB. */
+  get rssLimitKiB(): number | undefined {
+    return this.#options.rssLimitKiB;
+  }
+
+  /** The guest's pid, for a process sandbox. */
+  get pid(): number | undefined {
+    return this.#link?.pid;
+  }
+
+  /** Starts the guest and its import of the extension. */
+  begin(): void {
+    const link = this.#options.link();
+    this.#link = link;
+    this.#channel = new Channel<ToGuest>((batch) => link.post(batch), true);
+    link.onBatch = (batch) => this.#take(batch);
+    link.onExit = (reason) => {
+      if (!this.#ended) this.fail(reason);
+    };
+    link.onStderr = (line) => this.#log.warning(line);
+    this.#unwatch = watch(this, this.#options.config);
+    const { spec, info } = this.#options;
+    this.#channel.send({
+      t: "load",
+      name: spec.name,
+      specifier: spec.specifier,
+      config: this.#options.guestConfig as [string, [string, never][]][],
+      env: this.#options.env,
+      version: info.version,
+      coreRange: info.coreRange,
+      manifest: info.file,
+    });
+  }
+
+  /** Takes a batch from the guest: checked whole before any of it is acted on. */
+  #take(batch: unknown): void {
+    if (this.failure) return;
+    this.heard = true;
+    this.lastBeat = Date.now();
+    let messages: FromGuest[];
+    try {
+      messages = decodeGuestBatch(batch);
+    } catch (error) {
+      return this.fail(describeError(error));
+    }
+    // Every batch from the guest follows the one it took from us.
+    this.#channel!.acknowledge();
+    for (const message of messages) {
+      try {
+        this.#receive(message);
+      } catch (error) {
+        return this.fail(`its message ${message.t} could not be handled: ${describeError(error)}`);
+      }
+      if (this.failure) return;
+    }
+  }
+
+  /**
+   * Waits for the extension's setup in the guest and mirrors its slices in `context`.
+   *
+   * @throws {ExtensionError} naming the extension when it could not be imported or set up
+   */
+  async finish(context: ApplicationContext): Promise<LoadedExtension> {
+    const loaded = await this.#loaded.promise;
+    const { spec, isolation, grant, info } = this.#options;
+    if (loaded.error) {
+      this.terminate();
+      throw loaded.importFailed
+        ? new ExtensionError("extension.import", loaded.error.message)
+        : rebuild(loaded.error);
+    }
+    this.#extension = extensionRecord(spec, {
+      isolation,
+      permissions: describeGrant(grant),
+      version: loaded.version ?? info.version,
+      methods: loaded.methods.map((m) => ProxySlice.method(m)),
+    });
+    for (const descriptor of loaded.slices) {
+      const proxy = new ProxySlice(descriptor, this);
+      this.#proxies.set(proxy.name, proxy);
+      context.registerSlice(proxy);
+    }
+    if (loaded.features) context.setFeatureManager(new StaticFeatures(loaded.features));
+    return this.#extension;
+  }
+
+  /** The body of streamed response `id`: each pull asks the guest for one chunk. */
+  #stream(id: number): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#streams.set(id, { controller, pulled: () => {} });
+      },
+      pull: () => {
+        const open = this.#streams.get(id);
+        if (!open || this.failure) return;
+        const { promise, resolve } = Promise.withResolvers<void>();
+        open.pulled = resolve;
+        this.#channel!.send({ t: "pull", id });
+        return promise;
+      },
+      cancel: () => {
+        this.#streams.delete(id);
+        if (!this.failure) this.#channel!.send({ t: "cancel", id });
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /** Takes the pending entry `id` (a guest answering what it was not asked is ignored). */
+  #settle(id: number): Pending | undefined {
+    const pending = this.#pending.get(id);
+    this.#pending.delete(id);
+    return pending;
+  }
+
+  #receive(message: FromGuest): void {
+    switch (message.t) {
+      case "res": {
+        const pending = this.#settle(message.id);
+        if (!pending) return;
+        const init = { status: message.status, headers: message.headers };
+        if (!message.stream) return pending.resolve(new Response(message.body, init));
+        const response = new Response(this.#stream(message.id), init);
+        return pending.resolve(message.longLived ? streaming(response) : response);
+      }
+      case "json": {
+        const pending = this.#settle(message.id);
+        pending?.resolve(
+          new Response(message.json, { status: message.status, headers: JSON_HEADERS }),
+        );
+        return;
+      }
+      case "chunk": {
+        const open = this.#streams.get(message.id);
+        open?.controller.enqueue(new Uint8Array(message.body));
+        open?.pulled();
+        return;
+      }
+      case "end": {
+        const open = this.#streams.get(message.id);
+        if (!open) return;
+        this.#streams.delete(message.id);
+        if (message.error) {
+          open.controller.error(new Error(`extension ${this.name}: ${message.error}`));
+        } else open.controller.close();
+        open.pulled();
+        return;
+      }
+      case "done": {
+        const pending = this.#settle(message.id);
+        if (message.error) pending?.reject(rebuild(message.error));
+        else pending?.resolve(undefined);
+        return;
+      }
+      case "svcres": {
+        const pending = this.#settle(message.id);
+        if (!pending) return;
+        if (message.error !== undefined) return pending.reject(new Error(message.error));
+        let value: unknown;
+        try {
+          value = message.body ? unpackValue(message.body) : undefined;
+        } catch {
+          return pending.reject(new Error(`extension ${this.name} answered an unreadable value`));
+        }
+        return pending.resolve(value);
+      }
+      case "svc":
+        return void this.#relay(message);
+      case "compat": {
+        let error: ErrorDescriptor | undefined;
+        try {
+          checkCore(this.name, message.exported ?? undefined, this.#options.info);
+        } catch (failure) {
+          error = describe(failure);
+        }
+        this.#channel!.send({ t: "compat", error });
+        return;
+      }
+      case "beat":
+        this.lastBeat = Date.now();
+        if (message.tasks) this.tasks = message.tasks;
+        return;
+      case "log":
+        this.#log.child(this.#source(message.source)).log(message.level, message.message);
+        return;
+      case "mount":
+        this.#proxy(message.slice).mountForward(message.location, message.start);
+        return;
+      case "loaded":
+        this.lastBeat = Date.now();
+        this.#loaded.resolve(message);
+        return;
+    }
+  }
+
+  /** A log source a guest names: its own extension or one of its slices, nothing else. */
+  #source(source: string): string {
+    return source === this.name || source.startsWith(`${this.name}.`)
+      ? source
+      : `${this.name}.${source}`;
+  }
+
+  /** One of this guest's slices; a guest naming another's is a protocol error. */
+  #proxy(name: string): ProxySlice {
+    const proxy = this.#proxies.get(name);
+    if (!proxy) {
+      throw new ProtocolError(
+        "sandbox.slice",
+        `it named slice ${name}, which is not one of its own`,
+      );
+    }
+    return proxy;
+  }
+
+  /** A service call from one of this guest's slices, carried to the slice it calls. */
+  async #relay(message: Extract<FromGuest, { t: "svc" }>): Promise<void> {
+    const from = this.#proxy(message.from);
+    let answer: Extract<ToGuest, { t: "svcres" }>;
+    try {
+      const args = unpackValue(message.body);
+      if (!Array.isArray(args)) throw new Error("service arguments are not a list");
+      const result = await this.#options.callService(from, message.to, message.member, args);
+      answer = { t: "svcres", id: message.id, body: packValue(result) };
+    } catch (error) {
+      answer = { t: "svcres", id: message.id, error: describeError(error), body: null };
+    }
+    if (!this.failure) this.#channel!.send(answer);
+  }
+
+  /** Calls service `member` of slice `to` in this guest for slice `from`. */
+  callService(from: string, to: string, member: string, args: unknown[]): Promise<unknown> {
+    if (this.failure) {
+      return Promise.reject(
+        new SliceError(
+          "service.stopped",
+          `slice ${from} called ${to}.${member}(), but extension ${this.name} failed: ${this.failure}`,
+        ),
+      );
+    }
+    const id = ++this.#nextId;
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    this.#pending.set(id, {
+      deadline: Date.now() + this.#requestTimeout * 1000,
+      resolve,
+      reject,
+    });
+    this.#channel!.send({ t: "svc", id, from, to, member, body: packValue(args) });
+    return promise;
+  }
+
+  /** Runs a lifecycle phase of a slice in the guest, by `until` (ms since epoch). */
+  call(slice: string, op: SlicePhase, until: number): Promise<void> {
+    if (this.failure) {
+      // A failed sandbox has nothing to stop; starting it is what failed.
+      if (op === "prestop" || op === "stop") return Promise.resolve();
+      return Promise.reject(this.#failed());
+    }
+    const id = ++this.#nextId;
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(id, {
+        deadline: until,
+        resolve: () => resolve(),
+        reject: (error) => op === "prestop" || op === "stop" ? resolve() : reject(error),
+      });
+      const slices = op === "prestart" ? this.#options.sliceNames() : undefined;
+      this.#channel!.send({ t: "call", id, slice, op, until, slices });
+    });
+  }
+
+  #failed(): ExtensionError {
+    return new ExtensionError("extension.failed", `extension ${this.name} failed: ${this.failure}`);
+  }
+
+  /**
+   * Hands a request to the guest; answers 503 when it failed or does not answer in time. With
+   * `api`, the request is a call of that method the server already routed; `received` is its
+   * body when the server read it already (to enforce the method's size limit).
+   */
+  forward(
+    request: Request,
+    api?: { key: string; params: Record<string, string> },
+    received?: Uint8Array,
+  ): Promise<Response> {
+    if (this.failure) {
+      return Promise.resolve(errorResponse(503, `extension ${this.name} failed: ${this.failure}`));
+    }
+    // Most calls have no body (or the server read it already): no extra await for them.
+    if (received !== undefined || request.body === null) {
+      return this.#send(request, api, received);
+    }
+    return readBody(request, this.#bodyTimeout).then((read) => this.#send(request, api, read));
+  }
+
+  #send(
+    request: Request,
+    api: { key: string; params: Record<string, string> } | undefined,
+    read: Uint8Array | undefined,
+  ): Promise<Response> {
+    // Only a buffer the view covers whole can be handed over as the body.
+    const body = read === undefined || read.length === 0
+      ? null
+      : read.byteOffset === 0 && read.byteLength === read.buffer.byteLength
+      ? read.buffer as ArrayBuffer
+      : read.slice().buffer;
+    const id = ++this.#nextId;
+    const { promise, resolve } = Promise.withResolvers<Response>();
+    this.#pending.set(id, {
+      deadline: Date.now() + this.#requestTimeout * 1000,
+      resolve: resolve as (value: unknown) => void,
+      reject: (error) =>
+        resolve(
+          errorResponse(
+            503,
+            error instanceof Timeout
+              ? `extension ${this.name} did not answer within ${this.#requestTimeout}s`
+              : `extension ${this.name} failed: ${this.failure ?? "sandbox ended"}`,
+          ),
+        ),
+    });
+    const common = {
+      id,
+      method: request.method,
+      url: request.url,
+      headers: [...request.headers],
+      body,
+    };
+    this.#channel!.send(
+      api ? { t: "api", key: api.key, params: api.params, ...common } : { t: "req", ...common },
+    );
+    return promise;
+  }
+
+  /** Ends what waited longer than its deadline (called by the watchdog). */
+  expire(now: number): void {
+    for (const [id, pending] of this.#pending) {
+      if (pending.deadline <= now) {
+        this.#pending.delete(id);
+        pending.reject(new Timeout());
+      }
+    }
+  }
+
+  /** Marks the sandbox failed: its slices fail, pending work ends, its endpoints answer 503. */
+  fail(reason: string): void {
+    if (this.failure) return;
+    this.failure = reason;
+    this.#log.error(`extension ${this.name} failed: ${reason}`);
+    if (this.#extension) {
+      this.#extension.status = "failed";
+      this.#extension.failure = reason;
+    }
+    for (const proxy of this.#proxies.values()) {
+      proxy.fail(`extension ${this.name} failed: ${reason}`);
+    }
+    const fault = this.#failed();
+    for (const pending of this.#pending.values()) pending.reject(fault);
+    for (const open of this.#streams.values()) {
+      open.controller.error(fault);
+      open.pulled();
+    }
+    this.#streams.clear();
+    this.#pending.clear();
+    // A guest that dies while loading counts as a module that could not be imported.
+    this.#loaded.resolve({
+      t: "loaded",
+      importFailed: true,
+      error: {
+        name: "ExtensionError",
+        code: "extension.failed",
+        message: `extension ${this.name} failed: ${reason}`,
+      },
+      slices: [],
+      methods: [],
+    });
+    this.terminate();
+  }
+
+  #ended = false;
+
+  /** Ends the guest. */
+  terminate(): void {
+    this.#ended = true;
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    this.#link?.terminate();
+  }
+}
+
+/** A deadline passed. */
+class Timeout extends Error {}
+
+/** Features an extension in a guest declared with setFeatureManager. */
+class StaticFeatures extends FeatureManager {
+  readonly #features: Feature[];
+  constructor(features: Feature[]) {
+    super();
+    this.#features = features;
+  }
+  override getFeatures(): Feature[] {
+    return this.#features;
+  }
+}
