@@ -112,8 +112,14 @@ export class ServerSlice {
       },
       deadline: 0,
       offers: (member) => isService(this, member),
+      // Arguments and result are cloned as they would be across a boundary, so that a service
+      // behaves the same whatever the isolation of either slice.
       serve: async (_from, member, args) =>
-        await (this as unknown as Record<string, (...a: unknown[]) => unknown>)[member](...args),
+        structuredClone(
+          await (this as unknown as Record<string, (...a: unknown[]) => unknown>)[member](
+            ...structuredClone(args),
+          ),
+        ),
     };
     this.#internals = internals;
   }
