@@ -226,7 +226,9 @@ export class Server {
         loaded = extensionRecord(spec, { isolation, permissions: "", failure: reason });
       }
       this.#extensions.push(loaded);
-      this.logger.info(`extension ${loaded.name} ${loaded.version} loaded from ${loaded.source}`);
+      if (loaded.status === "loaded") {
+        this.logger.info(`extension ${loaded.name} ${loaded.version} loaded from ${loaded.source}`);
+      }
     }
   }
 

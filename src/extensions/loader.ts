@@ -57,7 +57,7 @@ type Prepared =
 /** The heap limit of a process sandbox when its configuration sets none, in MiB. */
 const DEFAULT_MEMORY_LIMIT = 256;
 /** Resident memory a process sandbox may use beyond its heap limit (Deno itself, buffers), MiB. */
-const RESIDENT_ALLOWANCE = 256;
+const RESIDENT_ALLOWANCE = 128;
 
 /** Registers the options of extension `name` (section `extension.<name>`). */
 export function registerExtensionOptions(config: Config, name: string): void {
@@ -85,7 +85,7 @@ export function registerExtensionOptions(config: Config, name: string): void {
     memory_limit: {
       type: "int",
       default: DEFAULT_MEMORY_LIMIT,
-      help: "MiB of heap of a process sandbox (its resident size may be 256 MiB more)",
+      help: "MiB of heap of a process sandbox (its resident size may be 128 MiB more)",
     },
     restart: {
       type: "string",
