@@ -24,7 +24,8 @@ async function writeExtensions(root: string, count: number): Promise<string[]> {
     await Deno.mkdir(dir, { recursive: true });
     await Deno.writeTextFile(
       join(dir, "extension.ts"),
-      `import { handle, method, ServerSlice, z } from "@inmanta/server";
+      `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 export const slow = method({ path: "/${name}/slow", operation: "GET", args: z.object({ ms: z.coerce.number().default(0), together: z.coerce.number().default(1) }) });
 export const busy = method({ path: "/${name}/busy", operation: "GET" });
 let inside = 0;

@@ -71,7 +71,8 @@ export async function writeExtensions(root: string): Promise<void> {
     );
     await Deno.writeTextFile(
       join(dir, "extension.ts"),
-      `import { handle, method, ServerSlice, z } from "@inmanta/server";
+      `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 ${methods.join("\n")}
 class Bench extends ServerSlice {
 ${handlers.join("\n")}

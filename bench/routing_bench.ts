@@ -8,7 +8,8 @@ import { StaticTable } from "../src/http/static.ts";
 import { Logger } from "../src/log.ts";
 
 import { INTERNALS } from "../src/slices/slice.ts";
-import { method, ServerSlice, z } from "@inmanta/server";
+import { method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 
 const ROUTES = 200;
 const plain = new Hono();

@@ -3,9 +3,14 @@
  *
  * @module
  */
-import type { z } from "zod";
 import { InmantaError } from "./errors.ts";
-import { type MethodDefinition, QUERY_OPERATIONS } from "./protocol/method.ts";
+import {
+  type Input,
+  type MethodDefinition,
+  type Output,
+  QUERY_OPERATIONS,
+  type Schema,
+} from "./protocol/method.ts";
 
 /** A call answered with an error status; `status` and the server's message are kept. */
 export class ClientError extends InmantaError {
@@ -13,6 +18,8 @@ export class ClientError extends InmantaError {
   readonly status: number;
 
   /**
+   * Makes an error from the status and `message` of an answer.
+   *
    * @param status the HTTP status
    * @param message the server's `message`
    */
@@ -44,6 +51,8 @@ export class Client {
   readonly #headers: HeadersInit | undefined;
 
   /**
+   * Makes a client of the server at `baseUrl`.
+   *
    * @param baseUrl the server, e.g. `http://127.0.0.1:8888`
    * @param options headers for every call
    */
@@ -56,10 +65,10 @@ export class Client {
    * Calls `method` with `args` and returns its data; an error status throws a ClientError with
    * the server's message.
    */
-  async call<A extends z.ZodType, R extends z.ZodType>(
+  async call<A extends Schema, R extends Schema>(
     method: MethodDefinition<A, R>,
-    ...[args]: Record<string, never> extends z.input<A> ? [args?: z.input<A>] : [args: z.input<A>]
-  ): Promise<z.output<R>> {
+    ...[args]: Record<string, never> extends Input<A> ? [args?: Input<A>] : [args: Input<A>]
+  ): Promise<Output<R>> {
     const rest: Record<string, unknown> = { ...(args as Record<string, unknown> | undefined) };
     const path = method.url.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => {
       const value = rest[name];
@@ -94,6 +103,6 @@ export class Client {
         typeof body.message === "string" ? body.message : response.statusText,
       );
     }
-    return ("data" in body ? body.data : body) as z.output<R>;
+    return ("data" in body ? body.data : body) as Output<R>;
   }
 }

@@ -11,6 +11,8 @@ export class InmantaError extends Error {
   readonly code: string;
 
   /**
+   * Makes an error with its stable code.
+   *
    * @param code stable machine-readable cause
    * @param message one line naming the file, option, extension or slice and the cause
    */
@@ -48,6 +50,8 @@ export class HttpError extends InmantaError {
   readonly status: number;
 
   /**
+   * Makes an error with its status (400-599) and the message sent to the client.
+   *
    * @param status an HTTP status from 400 to 599
    * @param message sent to the client
    */

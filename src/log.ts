@@ -46,6 +46,8 @@ export class Logger {
   readonly #source: string;
 
   /**
+   * Makes a logger that writes at `level` and above.
+   *
    * @param level least severe level written (`silent`: none; sinks still get every record)
    * @param source name written in each line
    */

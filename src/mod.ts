@@ -1,6 +1,7 @@
 /**
- * The public API of the Inmanta server for Deno: what extensions import as `@inmanta/server`,
- * and what embeds or tests a server.
+ * The API for extension authors: what an extension imports as `@inmanta/server`. Beside it, as
+ * exports of the same package: `@inmanta/server/zod` (the `z` the server validates with),
+ * `@inmanta/server/testing` (the test kit) and `@inmanta/server/server` (embedding a server).
  *
  * @example
  * ```ts
@@ -17,20 +18,19 @@
  *
  * @module
  */
-export { z } from "zod";
+// Loaded (not re-exported) with this module: a sandbox preloads mod.ts so that an extension's
+// imports of the library need no read permission, and `@inmanta/server/zod` is one of them.
+import "./zod.ts";
 export type { ApplicationContext } from "./application.ts";
 export {
   Config,
-  convertOption,
-  envName,
   type EnvReader,
   type OptionSpec,
   type OptionType,
   type OptionValue,
   type RegisteredOption,
 } from "./config/config.ts";
-export { type IniDocument, type IniValue, parseIni, serialiseIni } from "./config/ini.ts";
-export { loadConfig, type LoadOptions } from "./config/load.ts";
+export type { IniDocument, IniValue } from "./config/ini.ts";
 export {
   ConfigError,
   ExtensionError,
@@ -39,33 +39,24 @@ export {
   ProtocolError,
   SliceError,
 } from "./errors.ts";
-export type { ExtensionSpec } from "./extensions/discovery.ts";
-export type { Isolation, LoadedExtension } from "./extensions/module.ts";
 export { type Feature, FeatureManager } from "./features.ts";
-export { Logger, type LogLevel, type LogRecord, parseLogLevel } from "./log.ts";
+export { Logger, type LogLevel, type LogRecord } from "./log.ts";
 export {
   handle,
   type HandleDecorator,
   type HandlerFunction,
+  type Input,
   method,
   type MethodDefinition,
   type MethodOptions,
+  type NoArgs,
   type Operation,
+  type Output,
   type RequestContext,
+  type Schema,
 } from "./protocol/method.ts";
 export type { ScheduledTaskInfo, ScheduleOptions } from "./scheduler/scheduler.ts";
-export { Server, type ServerOptions, type ServerState } from "./server.ts";
 export { ServerSlice, type SliceServer, type SliceStatus } from "./slices/slice.ts";
 export { type Remote, service } from "./slices/services.ts";
-export { PRODUCT, VERSION } from "./version.ts";
-export { Client, ClientError, type ClientOptions } from "./client.ts";
 export { streaming } from "./http/transport.ts";
-export {
-  assertDenied,
-  type Denial,
-  deniedAccess,
-  startTestServer,
-  type TestExtension,
-  type TestServer,
-  type TestServerOptions,
-} from "./testing.ts";
+export { PRODUCT, VERSION } from "./version.ts";

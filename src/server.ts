@@ -10,10 +10,18 @@ import type { Config } from "./config/config.ts";
 import { registerCoreOptions } from "./core/options.ts";
 import type { CoreView } from "./core/slices.ts";
 import { ConfigError, InmantaError } from "./errors.ts";
-import { checkExtensionName, discoverExtensions } from "./extensions/discovery.ts";
+import { resolve } from "node:path";
+import {
+  checkExtensionName,
+  discoverExtensions,
+  type ExtensionSpec,
+} from "./extensions/discovery.ts";
 import type { ExtensionLoader } from "./extensions/loader.ts";
 import { extensionRecord, type LoadedExtension } from "./extensions/module.ts";
-import { StaticTable } from "./http/static.ts";
+import { checkPackage, resolvePackage } from "./extensions/package_info.ts";
+import { PackageStore } from "./extensions/packages.ts";
+import { serveRemoteFoldersWith, StaticTable } from "./http/static.ts";
+import { configureRemoteStatic, remoteStatic } from "./http/static_remote.ts";
 import { HttpTransport } from "./http/transport.ts";
 import { Logger } from "./log.ts";
 import { collectRoutes, type Route } from "./protocol/routes.ts";
@@ -56,7 +64,11 @@ export class Server {
   #stopped: Promise<void> | undefined;
   readonly #modules: Record<string, unknown>;
 
-  /** @param options configuration, logger and host */
+  /**
+   * Makes a server; `start()` starts it.
+   *
+   * @param options configuration, logger and host
+   */
   constructor(options: ServerOptions) {
     this.config = options.config;
     this.logger = options.logger ?? new Logger();
@@ -126,6 +138,11 @@ export class Server {
       const { buildApp } = await import("./http/api.ts");
       this.#openApi = (await import("./protocol/openapi.ts")).openApiDocument;
       this.config.validate();
+      serveRemoteFoldersWith(remoteStatic);
+      configureRemoteStatic({
+        store: () => this.#packageStore((message) => this.logger.warning(message)),
+        error: (message) => this.logger.error(message),
+      });
       await this.#load();
       this.#order = startOrder(this.#registry.slices, this.logger);
       this.logger.debug(`start order: ${this.#order.map((s) => s.name).join(", ")}`);
@@ -204,12 +221,17 @@ export class Server {
     for (const name of names) registerExtensionOptions(this.config, name);
     const specs = await discoverExtensions(this.config, names, this.#modules);
     const loader = this.#loader!;
+    // Before preload: a range is pinned to the newest matching version, which Deno then fetches.
+    await Promise.all(specs.map((spec) => this.#resolvePackage(spec)));
     for (const spec of specs) loader.preload(spec);
     for (const spec of specs) {
       this.logger.debug(`loading extension ${spec.name} from ${spec.specifier}`);
       let loaded: LoadedExtension;
       try {
+        checkPackage(spec);
         loaded = await loader.load(spec, this.#registry.contextFor(spec.name));
+        if (spec.package) loaded.version = spec.package.version;
+        if (spec.source) loaded.source = spec.source;
       } catch (error) {
         if (this.#bootFailure(spec.name) === "abort") throw error;
         const reason = (error as Error).message;
@@ -223,12 +245,35 @@ export class Server {
         } catch {
           // its isolation option is what failed
         }
-        loaded = extensionRecord(spec, { isolation, permissions: "", failure: reason });
+        loaded = extensionRecord(spec, {
+          isolation,
+          permissions: "",
+          failure: reason,
+          version: spec.package?.version,
+        });
+        if (spec.source) loaded.source = spec.source;
       }
       this.#extensions.push(loaded);
       if (loaded.status === "loaded") {
         this.logger.info(`extension ${loaded.name} ${loaded.version} loaded from ${loaded.source}`);
       }
+    }
+  }
+
+  /** The cache of remote packages (`server.package_cache`), relative to the working directory. */
+  #packageStore(warn: (message: string) => void): PackageStore {
+    const cache = this.config.string("server", "package_cache");
+    return new PackageStore(cache ? resolve(cache) : undefined, warn);
+  }
+
+  /** Pins a remote extension to a version; without the registry nor a cache, Deno decides. */
+  async #resolvePackage(spec: ExtensionSpec): Promise<void> {
+    if (spec.origin !== "jsr" && spec.origin !== "url") return;
+    const warn = (message: string) => this.logger.warning(`extension ${spec.name}: ${message}`);
+    try {
+      await resolvePackage(spec, this.#packageStore(warn));
+    } catch (error) {
+      warn(`${(error as Error).message}; importing ${spec.specifier} as Deno resolves it`);
     }
   }
 
@@ -272,6 +317,7 @@ export class Server {
         this.#openApi!(
           this.#routes.map((r) => ({ method: r.method, slice: r.slice.name })),
           { title: PRODUCT, version: VERSION },
+          { servers: [this.url], auth: this.config.bool("server", "auth") },
         ),
       transport: () => this.#transport!,
       shutdownDeadline: () => this.#deadline,

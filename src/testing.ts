@@ -149,3 +149,8 @@ export function assertDenied(
     );
   }
 }
+
+export { Client, ClientError, type ClientOptions } from "./client.ts";
+// The types the kit's own types name (the server, its slices, its configuration...): the same
+// symbols as in `@inmanta/server` and `@inmanta/server/server`.
+export type * from "./embed.ts";

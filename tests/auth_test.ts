@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import * as kit from "@inmanta/server";
+import * as kit from "@inmanta/server/testing";
 import { getJson, PROJECT, startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
 const KEY = "a-test-secret-that-is-long-enough-1234567890";

@@ -7,7 +7,7 @@ import {
   loadConfig,
   parseIni,
   serialiseIni,
-} from "@inmanta/server";
+} from "@inmanta/server/server";
 import { tempDir } from "./helpers.ts";
 
 function values(text: string): Record<string, Record<string, string>> {

@@ -14,7 +14,8 @@ interface Gates {
   listeners: (() => void)[];
 }
 
-const GATED = `import { handle, method, ServerSlice, z } from "@inmanta/server";
+const GATED = `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 const gates = globalThis.coreGates;
 const note = (event) => { gates.events.push(event); for (const f of gates.listeners.splice(0)) f(); };
 export const slow = method({ path: "/slow", operation: "GET", returns: z.string() });

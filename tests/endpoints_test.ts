@@ -4,7 +4,8 @@
  * extension in-process (isolation = none) and in its sandbox (isolation = worker).
  */
 import assert from "node:assert/strict";
-import { method, ProtocolError, z } from "@inmanta/server";
+import { method, ProtocolError } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
 const API = await Deno.readTextFile(new URL("./fixtures/api_extension.ts", import.meta.url));

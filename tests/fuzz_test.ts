@@ -12,8 +12,8 @@ import {
   parseIni,
   serialiseIni,
   ServerSlice,
-  z,
-} from "@inmanta/server";
+} from "@inmanta/server/server";
+import { z } from "@inmanta/server/zod";
 import { buildApp } from "../src/http/api.ts";
 import { StaticTable } from "../src/http/static.ts";
 import { Logger } from "../src/log.ts";

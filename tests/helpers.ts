@@ -1,9 +1,10 @@
 /**
  * Shared test helpers: real servers on 127.0.0.1 port 0 with extensions written as real files.
  */
+import type { ExtraPackage } from "../src/registry/registry.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Config, Logger, type LogRecord, parseIni, Server } from "@inmanta/server";
+import { Config, Logger, type LogRecord, parseIni, Server } from "@inmanta/server/server";
 
 /** A started (or failed) server for one test. */
 export interface TestServer extends AsyncDisposable {
@@ -241,4 +242,15 @@ export function externalBinary(
       `'${debianPackage}' (apt-get install ${debianPackage}) to run them. ***\n`,
   );
   return undefined;
+}
+
+/** This checkout as the registry serves it: `@inmanta/server` at its version. */
+export async function corePackage(): Promise<ExtraPackage> {
+  const config = JSON.parse(await Deno.readTextFile(join(PROJECT, "deno.json")));
+  return {
+    name: config.name,
+    version: config.version,
+    dir: PROJECT,
+    include: config.publish.include,
+  };
 }

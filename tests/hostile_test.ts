@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { getJson, rawStatus, startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
-const API = `import { handle, method, ServerSlice, z } from "@inmanta/server";
+const API = `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 export const put = method({
   path: "/things/:id", operation: "PUT", maxBodySize: 65536,
   args: z.object({ id: z.coerce.number().int(), name: z.string(), tags: z.array(z.string()).optional() }),

@@ -37,7 +37,9 @@ Deno.test("JSR: ranges, unknown and tampered packages, offline restart", async (
   }
   await writePackage(packages.path, "@test/tampered", "1.0.0", "tampered");
   const registry = await serveRegistry(packages.path);
-  // Changed after the registry took its checksums: what it serves no longer matches them.
+  // The registry takes a version's checksums when it is first asked for it (a published
+  // version never changes); changed afterwards, what it serves no longer matches them.
+  await (await fetch(`${registry.url}/@test/tampered/1.0.0_meta.json`)).body?.cancel();
   await Deno.writeTextFile(
     join(packages.path, "@test/tampered/1.0.0/inmanta_ext/tampered/extension.ts"),
     "export function setup() { globalThis.owned = true; }\n",
@@ -100,7 +102,7 @@ boot_failure = continue
       assert.equal(tampered.status, "failed");
       assert.match(
         tampered.failure!,
-        /^extension tampered: cannot fetch jsr:@test\/tampered@1: Integrity check failed in package\. The package may have been tampered with\. \(Specifier: http:\/\/127\.0\.0\.1:\d+\/@test\/tampered\/1\.0\.0\/inmanta_ext\/tampered\/extension\.ts\)$/,
+        /^extension tampered: cannot fetch jsr:@test\/tampered@1 \(resolved to 1\.0\.0\): Integrity check failed in package\. The package may have been tampered with\. \(Specifier: http:\/\/127\.0\.0\.1:\d+\/@test\/tampered\/1\.0\.0\/inmanta_ext\/tampered\/extension\.ts\)$/,
       );
     });
     server.process.kill("SIGTERM");

@@ -2,14 +2,9 @@
  * The public test kit and the typed client, used as an extension author would.
  */
 import assert from "node:assert/strict";
-import {
-  assertDenied,
-  ClientError,
-  deniedAccess,
-  type Server,
-  startTestServer,
-} from "@inmanta/server";
-import { greet } from "../extensions/inmanta_ext/new_extension/extension.ts";
+import type { Server } from "@inmanta/server/server";
+import { assertDenied, ClientError, deniedAccess, startTestServer } from "@inmanta/server/testing";
+import { greet } from "../extensions/inmanta_ext/new_extension/api.ts";
 import * as api from "./fixtures/api_extension.ts";
 import { tempDir, writeExtension } from "./helpers.ts";
 

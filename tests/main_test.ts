@@ -58,7 +58,8 @@ Deno.test("main: SIGTERM drains requests in flight, runs prestop and stop, exits
   await writeExtension(
     root.path,
     "drain",
-    `import { handle, method, ServerSlice, z } from "@inmanta/server";
+    `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 export const wait = method({ path: "/wait", operation: "GET", returns: z.string() });
 class Drain extends ServerSlice {
   #stopping = Promise.withResolvers();

@@ -4,12 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import * as kit from "@inmanta/server";
+import * as kit from "@inmanta/server/testing";
 import { ConfigError, type LogRecord } from "@inmanta/server";
 import { describeGrant, parseGrant } from "../src/sandbox/grant.ts";
 import { getJson, logged, startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
-const NOSY = `import { handle, method, ServerSlice, z } from "@inmanta/server";
+const NOSY = `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 const probe = method({ path: "/nosy/:kind", operation: "GET", args: z.object({ kind: z.string() }) });
 export { probe };
 class Nosy extends ServerSlice {
@@ -195,7 +196,8 @@ Deno.test("sandbox: a grant beyond the server's own permissions is a clear start
   );
 });
 
-const ECHO = `import { handle, method, ServerSlice, z } from "@inmanta/server";
+const ECHO = `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 export const upload = method({
   path: "/blob", operation: "POST", maxBodySize: 20 * 1024 * 1024,
   args: z.object({ data: z.string() }), returns: z.object({ size: z.number(), tail: z.string() }),

@@ -105,6 +105,8 @@ export class Config {
   readonly files: readonly string[];
 
   /**
+   * Makes a configuration from parsed layers (later wins) and an environment.
+   *
    * @param layers parsed documents, earliest (weakest) first
    * @param env reads environment overrides; none by default
    * @param files names of the files read, for status and messages

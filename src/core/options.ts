@@ -23,6 +23,12 @@ export function registerCoreOptions(config: Config): void {
       default: ["127.0.0.1"],
       help: "comma-separated addresses to listen on",
     },
+    package_cache: {
+      type: "string",
+      default: "data/packages",
+      help:
+        "folder where version lists, manifests and files of JSR/https packages are kept, so the server starts offline",
+    },
     bind_port: { type: "int", default: 8888, help: "port to listen on; 0 picks a free one" },
     shutdown_timeout: {
       type: "duration",

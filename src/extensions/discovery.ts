@@ -21,6 +21,24 @@ export interface ExtensionSpec {
   directory?: string;
   /** The module itself, when it was given already imported (it then runs in-process). */
   module?: unknown;
+  /** `extension.<name>.source` as written, when the specifier was pinned from it. */
+  source?: string;
+  /** For a remote source: its package as the registry has it (see package_info.ts). */
+  package?: RemotePackage;
+}
+
+/** A remote extension's package: the version a range resolved to and what its deno.json says. */
+export interface RemotePackage {
+  /** Base URL of the registry. */
+  registry: string;
+  /** `@scope/name`. */
+  name: string;
+  /** The exact version. */
+  version: string;
+  /** The range its deno.json pins for `@inmanta/server`, if any. */
+  coreRange?: string;
+  /** Where that was read, as `jsr:@scope/name@version/deno.json`. */
+  file: string;
 }
 
 const NAME = /^[a-z_][a-z0-9_]*$/;
@@ -41,12 +59,27 @@ export function extensionRoots(config: Config): string[] {
     .filter((p) => p !== "").map((p) => resolve(p));
 }
 
-async function isFile(path: string): Promise<boolean> {
+/** Paths the server process was not allowed to look at, for the "not found" message. */
+type Denied = string[];
+
+async function isFile(path: string, denied?: Denied): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
-  } catch {
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      denied?.push(path);
+    }
     return false;
   }
+}
+
+/** Says why a lookup may have missed: the server process may not read where it looked. */
+function deniedHint(denied: Denied): string {
+  if (denied.length === 0) return "";
+  const folders = [...new Set(denied.map((p) => dirname(p)))];
+  return `; the server process may not read ${denied.join(", ")} (grant it with --allow-read=${
+    folders.join(",")
+  } or move the extension under a folder it may read)`;
 }
 
 /** Finds every enabled extension; an extension that cannot be found is an ExtensionError. */
@@ -72,7 +105,8 @@ export async function discoverExtensions(
 async function fromRoots(name: string, roots: string[]): Promise<ExtensionSpec> {
   const candidates = roots.map((root) => join(root, "inmanta_ext", name, "extension.ts"));
   const found: string[] = [];
-  for (const candidate of candidates) if (await isFile(candidate)) found.push(candidate);
+  const denied: Denied = [];
+  for (const candidate of candidates) if (await isFile(candidate, denied)) found.push(candidate);
   if (found.length > 1) {
     throw new ExtensionError(
       "extension.duplicate",
@@ -86,7 +120,7 @@ async function fromRoots(name: string, roots: string[]): Promise<ExtensionSpec> 
       "extension.not_found",
       `extension ${name} is enabled but not found; looked for ${
         candidates.join(", ") || "(server.extension_path is empty)"
-      }`,
+      }${deniedHint(denied)}`,
     );
   }
   return {
@@ -106,11 +140,11 @@ async function fromSource(name: string, source: string): Promise<ExtensionSpec> 
         `${option} = ${source}: not a jsr:@scope/package@range specifier`,
       );
     }
-    return { name, specifier: source, origin: "jsr" };
+    return { name, specifier: source, origin: "jsr", source };
   }
   if (/^https?:/.test(source)) {
     try {
-      return { name, specifier: new URL(source).href, origin: "url" };
+      return { name, specifier: new URL(source).href, origin: "url", source };
     } catch {
       throw new ExtensionError("extension.source", `${option} = ${source}: not a valid URL`);
     }
@@ -127,8 +161,9 @@ async function fromSource(name: string, source: string): Promise<ExtensionSpec> 
     join(path, "inmanta_ext", name, "extension.ts"),
     join(path, "extension.ts"),
   ];
+  const denied: Denied = [];
   for (const candidate of candidates) {
-    if (await isFile(candidate)) {
+    if (await isFile(candidate, denied)) {
       return {
         name,
         specifier: pathToFileURL(candidate).href,
@@ -139,6 +174,8 @@ async function fromSource(name: string, source: string): Promise<ExtensionSpec> 
   }
   throw new ExtensionError(
     "extension.not_found",
-    `${option} = ${source}: no extension module; looked for ${candidates.join(", ")}`,
+    `${option} = ${source}: no extension module; looked for ${candidates.join(", ")}${
+      deniedHint(denied)
+    }`,
   );
 }

@@ -36,8 +36,11 @@ export async function prefetch(spec: ExtensionSpec): Promise<void> {
   const error = lines.find((l) => /^error:/i.test(l))?.replace(/^error:\s*/i, "") ??
     lines[0] ?? `deno cache exited with ${output.code}`;
   const where = lines.find((l) => l.startsWith("Specifier:"));
+  const what = spec.package && spec.source
+    ? `${spec.source} (resolved to ${spec.package.version})`
+    : spec.specifier;
   throw new ExtensionError(
     /integrity/i.test(error) ? "extension.integrity" : "extension.fetch",
-    `extension ${spec.name}: cannot fetch ${spec.specifier}: ${error}${where ? ` (${where})` : ""}`,
+    `extension ${spec.name}: cannot fetch ${what}: ${error}${where ? ` (${where})` : ""}`,
   );
 }

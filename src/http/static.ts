@@ -90,6 +90,46 @@ function notModified(request: Request, etag: string): boolean {
     header.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag.replace(/^W\//, ""));
 }
 
+/** Answers requests under a remote (`jsr:`, `https:`) static folder. */
+export type RemoteFolder = (
+  owner: string,
+  location: string,
+  root: string | URL,
+  defaultFilename: string,
+) => (request: Request) => Promise<Response>;
+
+let remoteFolder: RemoteFolder | undefined;
+
+/**
+ * Sets what serves remote static folders (the server sets static_remote.ts's). Installed rather
+ * than imported, so that a sandbox, which imports this module, does not load package fetching.
+ */
+export function serveRemoteFoldersWith(serve: RemoteFolder): void {
+  remoteFolder = serve;
+}
+
+/** Whether a static root is a remote package folder rather than a local path or file: URL. */
+function isRemoteRoot(root: string | URL): boolean {
+  return /^(jsr|https?):/.test(root instanceof URL ? root.href : root);
+}
+
+function remote(
+  mount: Extract<StaticMount, { kind: "directory" }>,
+  owner: string,
+): (request: Request) => Promise<Response> {
+  const location = normaliseLocation(mount.location, owner);
+  if (!remoteFolder) {
+    const url = mount.root instanceof URL ? mount.root.href : mount.root;
+    throw new SliceError(
+      "static.remote",
+      `slice ${owner}: addStaticHandler(${JSON.stringify(mount.location)}, ${
+        JSON.stringify(url)
+      }): a folder of a JSR or https package is served by the server process, not from this sandbox`,
+    );
+  }
+  return remoteFolder(owner, location, mount.root, mount.defaultFilename);
+}
+
 /** The table of static mounts of a server; lookups pick the longest matching prefix. */
 export class StaticTable {
   readonly #files = new Map<string, { etag: string; body: Uint8Array<ArrayBuffer> }>();
@@ -106,6 +146,10 @@ export class StaticTable {
   /** Adds a mount of slice `owner`; a location taken by another mount is an error. */
   add(mount: StaticMount, owner: string): void {
     const location = normaliseLocation(mount.location, owner);
+    if (mount.kind === "directory" && isRemoteRoot(mount.root)) {
+      // A folder of a JSR or https package: checked files from memory (static_remote.ts).
+      mount = { kind: "proxy", location, start: mount.start, forward: remote(mount, owner) };
+    }
     if (mount.kind === "content") {
       const taken = this.#contents.get(location);
       if (taken) {

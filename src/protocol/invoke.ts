@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { describeError, HttpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { QUERY_OPERATIONS } from "./method.ts";
+import { QUERY_OPERATIONS, zodOf } from "./method.ts";
 import type { Route } from "./routes.ts";
 
 /** What a call is made of. */
@@ -181,13 +181,13 @@ export class Invoker {
   #parse(
     raw: unknown,
   ): ReturnType<z.ZodType["safeParse"]> | Promise<ReturnType<z.ZodType["safeParse"]>> {
-    if (this.#async) return this.#route.method.args.safeParseAsync(raw);
+    if (this.#async) return zodOf(this.#route.method.args).safeParseAsync(raw);
     try {
-      return this.#route.method.args.safeParse(raw);
+      return zodOf(this.#route.method.args).safeParse(raw);
     } catch (error) {
       if (!(error instanceof z.core.$ZodAsyncError)) throw error;
       this.#async = true;
-      return this.#route.method.args.safeParseAsync(raw);
+      return zodOf(this.#route.method.args).safeParseAsync(raw);
     }
   }
 

@@ -6,6 +6,33 @@
 import { z } from "zod";
 import { ProtocolError } from "../errors.ts";
 
+/**
+ * A schema made with the server's zod (`import { z } from "@inmanta/server/zod"`), as methods
+ * declare their arguments and results. Spelled as the Standard Schema shape that zod schemas
+ * have, so that the public API names no zod type and its documentation stays the project's own.
+ */
+export interface Schema<Output = unknown, Input = unknown> {
+  /** The Standard Schema properties; only the types they carry are used here. */
+  readonly "~standard": {
+    /** The parsed (output) and accepted (input) types. */
+    readonly types?: { readonly input: Input; readonly output: Output } | undefined;
+  };
+}
+
+/** The value a schema parses to (zod's `z.output`). */
+export type Output<S extends Schema> = NonNullable<S["~standard"]["types"]>["output"];
+
+/** The value a schema accepts (zod's `z.input`). */
+export type Input<S extends Schema> = NonNullable<S["~standard"]["types"]>["input"];
+
+/** The zod schema behind a {@link Schema}: every schema a method holds was made by zod. */
+export function zodOf(schema: Schema): z.ZodType {
+  return schema as unknown as z.ZodType;
+}
+
+/** A schema with no fields: the arguments of a method that takes none. */
+export type NoArgs = Schema<Record<string, never>, Record<string, never>>;
+
 /** HTTP operations a method can use. */
 export type Operation = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD";
 
@@ -15,7 +42,7 @@ const OPERATIONS: ReadonlySet<string> = new Set(["GET", "POST", "PUT", "PATCH", 
 export const QUERY_OPERATIONS: ReadonlySet<Operation> = new Set(["GET", "DELETE", "HEAD"]);
 
 /** The declaration passed to {@link method}. */
-export interface MethodOptions<A extends z.ZodType, R extends z.ZodType> {
+export interface MethodOptions<A extends Schema, R extends Schema> {
   /** Path below `/api/v<apiVersion>`, with `:name` parameters, e.g. `/greeting/:name`. */
   path: string;
   /** HTTP operation. */
@@ -42,8 +69,8 @@ export interface MethodOptions<A extends z.ZodType, R extends z.ZodType> {
 
 /** A declared API method. Pass it to {@link handle} and to clients. */
 export interface MethodDefinition<
-  A extends z.ZodType = z.ZodType,
-  R extends z.ZodType = z.ZodType,
+  A extends Schema = Schema,
+  R extends Schema = Schema,
 > {
   /** Marks the object as a method definition. */
   readonly kind: "inmanta.method";
@@ -82,7 +109,8 @@ export interface MethodDefinition<
  *
  * @example
  * ```ts
- * import { method, z } from "@inmanta/server";
+ * import { method } from "@inmanta/server";
+ * import { z } from "@inmanta/server/zod";
  * export const greet = method({
  *   path: "/greeting/:name", operation: "GET", apiVersion: 2,
  *   args: z.object({ name: z.string().min(1) }),
@@ -91,8 +119,8 @@ export interface MethodDefinition<
  * ```
  */
 export function method<
-  A extends z.ZodType = z.ZodObject<Record<string, never>>,
-  R extends z.ZodType = z.ZodUnknown,
+  A extends Schema = NoArgs,
+  R extends Schema = Schema,
 >(
   options: MethodOptions<A, R>,
 ): MethodDefinition<A, R> {
@@ -117,7 +145,7 @@ export function method<
     }
   }
   const pathParams = [...options.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
-  const args = (options.args ?? z.object({})) as A;
+  const args = (options.args ?? z.object({})) as unknown as A;
   if (args instanceof z.ZodObject) {
     for (const param of pathParams) {
       if (!(param in args.shape)) {
@@ -135,7 +163,7 @@ export function method<
     operation,
     apiVersion,
     args,
-    returns: (options.returns ?? z.unknown()) as R,
+    returns: (options.returns ?? z.unknown()) as unknown as R,
     clientTypes: Object.freeze([...(options.clientTypes ?? ["api"])]),
     summary: options.summary ?? "",
     description: options.description ?? "",
@@ -161,11 +189,11 @@ export interface RequestContext {
 }
 
 /** A handler of method `M` on a slice of type `This`. */
-export type HandlerFunction<This, A extends z.ZodType, R extends z.ZodType> = (
+export type HandlerFunction<This, A extends Schema, R extends Schema> = (
   this: This,
-  args: z.output<A>,
+  args: Output<A>,
   context: RequestContext,
-) => z.input<R> | Promise<z.input<R>>;
+) => Input<R> | Promise<Input<R>>;
 
 /** A bound handler, as the server calls it. */
 export interface BoundHandler {
@@ -186,6 +214,13 @@ export interface BoundHandler {
 }
 
 const HANDLERS = new WeakMap<object, BoundHandler[]>();
+/** The name of the slice method that handles a method, as `@handle` saw it. */
+const HANDLER_NAMES = new WeakMap<MethodDefinition, string>();
+
+/** The name of the slice method that handles `target` (for OpenAPI operationIds), if known. */
+export function handlerName(target: MethodDefinition): string | undefined {
+  return HANDLER_NAMES.get(target);
+}
 
 /** Adds a handler to an object, as `@handle` does; for slices that proxy another isolate. */
 export function addHandler(instance: object, handler: BoundHandler): void {
@@ -200,7 +235,7 @@ export function handlersOf(instance: object): readonly BoundHandler[] {
 }
 
 /** The decorator {@link handle} returns. */
-export type HandleDecorator<A extends z.ZodType, R extends z.ZodType> = <This extends object>(
+export type HandleDecorator<A extends Schema, R extends Schema> = <This extends object>(
   value: HandlerFunction<This, A, R>,
   context: ClassMethodDecoratorContext<This, HandlerFunction<This, A, R>>,
 ) => void;
@@ -221,7 +256,7 @@ export type HandleDecorator<A extends z.ZodType, R extends z.ZodType> = <This ex
  * }
  * ```
  */
-export function handle<A extends z.ZodType, R extends z.ZodType>(
+export function handle<A extends Schema, R extends Schema>(
   target: MethodDefinition<A, R>,
 ): HandleDecorator<A, R> {
   if (!isMethod(target)) {
@@ -234,10 +269,11 @@ export function handle<A extends z.ZodType, R extends z.ZodType>(
         `@handle(${target.operation} ${target.url}) must decorate a public instance method`,
       );
     }
+    if (typeof context.name === "string") HANDLER_NAMES.set(target, context.name);
     context.addInitializer(function () {
       addHandler(this, {
         method: target,
-        call: (args, ctx) => value.call(this, args as z.output<A>, ctx),
+        call: (args, ctx) => value.call(this, args as Output<A>, ctx),
       });
     });
   };

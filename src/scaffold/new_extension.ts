@@ -39,8 +39,13 @@ export function templateFiles(name: string, scope = "@local"): Record<string, st
         unstable: ["worker-options"],
         tasks: {
           test:
-            "deno test --allow-read --allow-net=127.0.0.1 --allow-env --allow-run=deno --allow-import tests/",
-          check: "deno fmt --check && deno lint && deno check inmanta_ext/ tests/",
+            "deno test --no-check --allow-read=. --allow-net=127.0.0.1 --allow-env=INMANTA_*,JSR_URL --allow-run=deno --allow-import=jsr.io:443,127.0.0.1 tests/",
+          check:
+            `deno fmt --check && deno lint && deno check inmanta_ext/ tests/ && deno doc --lint inmanta_ext/${name}/extension.ts`,
+          serve:
+            `deno run --no-lock --allow-read=.,/etc/inmanta --allow-write=data --allow-net=127.0.0.1 --allow-env=INMANTA_*,JSR_URL --allow-run=deno --allow-import=jsr.io:443,127.0.0.1 jsr:@inmanta/server@${major}/cli --config dev.cfg`,
+          dev:
+            `deno run --no-lock --watch=inmanta_ext/ --allow-read=.,/etc/inmanta --allow-write=data --allow-net=127.0.0.1 --allow-env=INMANTA_*,JSR_URL --allow-run=deno --allow-import=jsr.io:443,127.0.0.1 jsr:@inmanta/server@${major}/cli --config dev.cfg`,
           publish: "deno publish",
         },
         publish: { include: ["inmanta_ext/", "README.md", "LICENSE", "deno.json"] },
@@ -49,54 +54,90 @@ export function templateFiles(name: string, scope = "@local"): Record<string, st
       null,
       2,
     ) + "\n",
-    [`inmanta_ext/${name}/extension.ts`]: `/**
- * The ${name} extension of the Inmanta server.
+    "dev.cfg":
+      `# The configuration of \`deno task serve\` and \`deno task dev\`: this folder's extension.
+[server]
+enabled_extensions = ${name}
+extension_path = .
+bind_port = 8888
+package_cache = data/packages
+`,
+    [`inmanta_ext/${name}/api.ts`]: `/**
+ * The API of the ${name} extension: each method declared once, handled by the slice in
+ * extension.ts and called by clients (tests/). This module is not one of the package's exports,
+ * so the types of these declarations are left to zod to infer: JSR only asks that what a
+ * package exports be spelled out.
  *
  * @module
  */
-import {
-  type ApplicationContext,
-  handle,
-  method,
-  type MethodDefinition,
-  ServerSlice,
-  z,
-} from "@inmanta/server";
-
-/** Arguments of {@link hello}. */
-export const HelloArgs: z.ZodObject<{ name: z.ZodDefault<z.ZodString> }> = z.object({
-  name: z.string().min(1).default("world"),
-});
-
-/** What {@link hello} returns. */
-export const HelloReply: z.ZodObject<{ message: z.ZodString }> = z.object({
-  message: z.string(),
-});
+import { method } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 
 /** \`GET /api/v2/${name}/hello?name=...\` answers \`{"data": {"message": "hello <name> from ${name}"}}\`. */
-export const hello: MethodDefinition<typeof HelloArgs, typeof HelloReply> = method({
+export const hello = method({
   path: "/${name}/hello",
   operation: "GET",
   apiVersion: 2,
-  args: HelloArgs,
-  returns: HelloReply,
+  args: z.object({ name: z.string().min(1).default("world") }),
+  returns: z.object({ message: z.string() }),
   summary: "Say hello",
 });
 
-/** The ${name} slice: one endpoint and one static folder, served at /${name}/. */
-export class MainSlice extends ServerSlice {
+/** An item: what \`PUT /api/v2/${name}/items/:id\` takes (a JSON body) and returns. */
+export const Item = z.object({
+  id: z.string().min(1),
+  title: z.string().min(1),
+  done: z.boolean().default(false),
+});
+
+/** \`PUT /api/v2/${name}/items/:id\` with a JSON body: stores the item under the path's id. */
+export const putItem = method({
+  path: "/${name}/items/:id",
+  operation: "PUT",
+  apiVersion: 2,
+  args: Item,
+  returns: Item,
+  summary: "Store an item",
+});
+`,
+    [`inmanta_ext/${name}/extension.ts`]: `/**
+ * The ${name} extension of the Inmanta server: an endpoint with query arguments, one with a
+ * JSON body and a path parameter, a static folder and a scheduled task.
+ *
+ * @module
+ */
+import { type ApplicationContext, handle, type Output, ServerSlice } from "@inmanta/server";
+import { hello, type Item, putItem } from "./api.ts";
+
+/** The ${name} slice (not exported: only \`setup\` is the package's API). */
+class MainSlice extends ServerSlice {
+  readonly #items = new Map<string, Output<typeof Item>>();
+  #sweeps = 0;
+
   override getDependencies(): string[] {
     return ["core.server"];
   }
 
   override prestart(): void {
+    // A path beside this module: a file: URL locally, the package's URL when loaded from JSR.
     this.addStaticHandler("/${name}", new URL("./static/", import.meta.url));
+    this.schedule(() => this.#sweep(), 60);
   }
 
-  /** Answers {@link hello}. */
+  #sweep(): void {
+    this.#sweeps++;
+    for (const [id, item] of this.#items) if (item.done) this.#items.delete(id);
+  }
+
   @handle(hello)
-  hello({ name }: { name: string }): { message: string } {
+  hello({ name }: Output<typeof hello.args>): Output<typeof hello.returns> {
     return { message: \`hello \${name} from ${name}\` };
+  }
+
+  @handle(putItem)
+  putItem(item: Output<typeof Item>): Output<typeof Item> {
+    this.#items.set(item.id, item);
+    return item;
   }
 }
 
@@ -120,21 +161,21 @@ export function setup(application: ApplicationContext): void {
 </html>
 `,
     "tests/extension_test.ts": `import assert from "node:assert/strict";
-import { startTestServer } from "@inmanta/server";
-import { hello } from "../inmanta_ext/${name}/extension.ts";
+import { startTestServer } from "@inmanta/server/testing";
+import { hello, putItem } from "../inmanta_ext/${name}/api.ts";
 
-Deno.test("${name}: the endpoint answers", async () => {
-  await using test = await startTestServer({
-    extensions: [{ name: "${name}", path: new URL("../", import.meta.url) }],
-  });
+const extension = { name: "${name}", path: new URL("../", import.meta.url) };
+
+Deno.test("${name}: the endpoints answer", async () => {
+  await using test = await startTestServer({ extensions: [extension] });
   const { message } = await test.client.call(hello, { name: "tester" });
   assert.equal(message, "hello tester from ${name}");
+  const item = await test.client.call(putItem, { id: "a1", title: "first" });
+  assert.deepEqual(item, { id: "a1", title: "first", done: false });
 });
 
 Deno.test("${name}: the static page is served", async () => {
-  await using test = await startTestServer({
-    extensions: [{ name: "${name}", path: new URL("../", import.meta.url) }],
-  });
+  await using test = await startTestServer({ extensions: [extension] });
   const page = await fetch(\`\${test.url}/${name}/\`);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<h1>${name}<\\/h1>/);

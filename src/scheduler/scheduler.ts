@@ -9,7 +9,7 @@ import { Cron } from "croner";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
-/** Options of {@link TaskScheduler.interval}. */
+/** Options of `ServerSlice.schedule` (a recurring task). */
 export interface ScheduleOptions {
   /** Seconds before the first run; defaults to the interval, as in Inmanta. */
   initialDelay?: number;

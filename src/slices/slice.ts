@@ -86,7 +86,11 @@ export class ServerSlice {
   #logger: Logger;
   readonly #internals: SliceInternals;
 
-  /** @param name `<extension-name>.<slice-name>` */
+  /**
+   * Makes a slice; the name must be `<extension-name>.<slice-name>`.
+   *
+   * @param name `<extension-name>.<slice-name>`
+   */
   constructor(name: string) {
     const match = typeof name === "string" ? NAME.exec(name) : null;
     if (!match) {
@@ -124,7 +128,9 @@ export class ServerSlice {
     this.#internals = internals;
   }
 
-  /** Server-only internals. */
+  /** Server-only internals.
+   * @ignore
+   */
   get [INTERNALS](): SliceInternals {
     return this.#internals;
   }

@@ -4,18 +4,8 @@
  *
  * @module
  */
-import { type ApplicationContext, handle, method, ServerSlice, z } from "@inmanta/server";
-
-/** `GET /api/v2/greeting/:name?shout=true` answers `{"data": {"message": "hello <name>"}}`. */
-export const greet = method({
-  path: "/greeting/:name",
-  operation: "GET",
-  apiVersion: 2,
-  args: z.object({ name: z.string().min(1), shout: z.stringbool().default(false) }),
-  returns: z.object({ message: z.string() }),
-  clientTypes: ["api"],
-  summary: "Greet someone",
-});
+import { type ApplicationContext, handle, type Output, ServerSlice } from "@inmanta/server";
+import { greet } from "./api.ts";
 
 /** Greets, serves its static page under /greeter/ and reports how many greetings it served. */
 export class GreeterSlice extends ServerSlice {
@@ -39,7 +29,7 @@ export class GreeterSlice extends ServerSlice {
   }
 
   @handle(greet)
-  greet({ name, shout }: { name: string; shout: boolean }): { message: string } {
+  greet({ name, shout }: Output<typeof greet.args>): Output<typeof greet.returns> {
     this.#served++;
     const message = `hello ${name}`;
     return { message: shout ? message.toUpperCase() : message };
