@@ -138,12 +138,18 @@ export class Server {
       const { buildApp } = await import("./http/api.ts");
       this.#openApi = (await import("./protocol/openapi.ts")).openApiDocument;
       this.config.validate();
+      // Files the configuration names are read now, before any extension code runs: an
+      // in-process extension could move the working directory under a relative path.
+      const tls = await readTls(this.config);
+      const auth = await authenticator(this.config);
       serveRemoteFoldersWith(remoteStatic);
       configureRemoteStatic({
         store: () => this.#packageStore((message) => this.logger.warning(message)),
         error: (message) => this.logger.error(message),
       });
       await this.#load();
+      // Again with the options the extensions registered.
+      this.config.validate();
       this.#order = startOrder(this.#registry.slices, this.logger);
       this.logger.debug(`start order: ${this.#order.map((s) => s.name).join(", ")}`);
       this.#routes = collectRoutes(this.#order, this.#extensions);
@@ -155,14 +161,14 @@ export class Server {
       this.#transport = new HttpTransport({
         addresses: this.config.list("server", "bind_address"),
         port: this.config.int("server", "bind_port"),
-        tls: await readTls(this.config),
+        tls,
         handler: buildApp({
           routes: this.#routes,
           statics: this.#statics,
           log: this.logger,
           maxBodySize: this.config.int("server", "max_body_size"),
           bodyTimeout: this.config.duration("server", "request_body_timeout"),
-          auth: await authenticator(this.config),
+          auth,
         }),
         log: this.logger.child("core.transport"),
       });

@@ -150,3 +150,18 @@ Deno.test("loading: a malformed file names file and line; a missing --config is 
     /--config-dir .*nope: cannot read/,
   );
 });
+
+Deno.test("config: an environment variable that names two options is an error naming both", () => {
+  const config = new Config([], (name) => name === "INMANTA_EXTENSION_A_B_C" ? "1" : undefined);
+  config.registerDefaultOptions("extension.a_b", { c: { type: "string", default: "", help: "x" } });
+  config.registerDefaultOptions("extension.a", { b_c: { type: "string", default: "", help: "x" } });
+  assert.throws(
+    () => config.validate(),
+    /^ConfigError: environment variable INMANTA_EXTENSION_A_B_C matches two options, extension\.a_b\.c and extension\.a\.b_c/,
+  );
+  // Unset, the two options live side by side.
+  const quiet = new Config([], () => undefined);
+  quiet.registerDefaultOptions("extension.a_b", { c: { type: "string", default: "", help: "x" } });
+  quiet.registerDefaultOptions("extension.a", { b_c: { type: "string", default: "", help: "x" } });
+  quiet.validate();
+});

@@ -251,8 +251,27 @@ export class Config {
     return doc;
   }
 
-  /** Checks that every registered option that is set converts to its type. */
+  /**
+   * Checks that every registered option that is set converts to its type, and that no set
+   * environment variable names two options (`extension.a_b` + `c` and `extension.a` + `b_c` both
+   * read `INMANTA_EXTENSION_A_B_C`).
+   *
+   * @throws {ConfigError} naming the option, or the variable and both options
+   */
   validate(): void {
-    for (const option of this.#options.values()) this.get(option.section, option.name);
+    const byVariable = new Map<string, string>();
+    for (const option of this.#options.values()) {
+      const variable = envName(option.section, option.name);
+      const key = `${option.section}.${option.name}`;
+      const other = byVariable.get(variable);
+      if (other !== undefined && other !== key && this.#env(variable) !== undefined) {
+        throw new ConfigError(
+          "config.env_ambiguous",
+          `environment variable ${variable} matches two options, ${other} and ${key}: rename one of the extensions or set the option in a file`,
+        );
+      }
+      byVariable.set(variable, key);
+      this.get(option.section, option.name);
+    }
   }
 }
