@@ -29,6 +29,25 @@ export class ConfigError extends InmantaError {}
 /** An extension could not be found, imported, checked or set up; the message names it. */
 export class ExtensionError extends InmantaError {}
 
+/**
+ * An extension claimed a URL or static location another extension owns (first owner wins, core
+ * first); `extension` is the one that lost.
+ */
+export class OwnershipError extends ExtensionError {
+  /** The extension whose claim was refused. */
+  readonly extension: string;
+
+  /**
+   * @param code stable machine-readable cause
+   * @param extension the extension whose claim was refused
+   * @param message one line naming both owners and the URL
+   */
+  constructor(code: string, extension: string, message: string) {
+    super(code, message);
+    this.extension = extension;
+  }
+}
+
 /** A slice is invalid, its dependencies cannot be ordered, or its lifecycle failed. */
 export class SliceError extends InmantaError {}
 

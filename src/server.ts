@@ -9,7 +9,7 @@ import { registerAuthOptions } from "./auth/options.ts";
 import type { Config } from "./config/config.ts";
 import { registerCoreOptions } from "./core/options.ts";
 import type { CoreView } from "./core/slices.ts";
-import { ConfigError, InmantaError } from "./errors.ts";
+import { ConfigError, InmantaError, OwnershipError } from "./errors.ts";
 import { resolve } from "node:path";
 import {
   checkExtensionName,
@@ -150,9 +150,9 @@ export class Server {
       await this.#load();
       // Again with the options the extensions registered.
       this.config.validate();
+      this.#routes = this.#claimUrls();
       this.#order = startOrder(this.#registry.slices, this.logger);
       this.logger.debug(`start order: ${this.#order.map((s) => s.name).join(", ")}`);
-      this.#routes = collectRoutes(this.#order, this.#extensions);
       attachSlices(
         this.#order,
         this.logger,
@@ -204,6 +204,37 @@ export class Server {
   }
 
   #openApi?: typeof openApiDocument;
+
+  /**
+   * Collects the routes and checks URL and static-location ownership in registration order (core
+   * first): an extension that claims what another owns fails by its boot_failure policy.
+   */
+  #claimUrls(): Route[] {
+    for (;;) {
+      try {
+        const slices = this.#registry.slices;
+        const routes = collectRoutes(slices, this.#extensions.filter((e) => e.status === "loaded"));
+        const trial = new StaticTable();
+        for (const slice of slices) {
+          for (const mount of slice[INTERNALS].mounts) trial.add(mount, slice.name);
+        }
+        return routes;
+      } catch (error) {
+        if (!(error instanceof OwnershipError)) throw error;
+        if (this.#bootFailure(error.extension) === "abort") throw error;
+        this.logger.error(
+          `extension ${error.extension} failed (boot_failure = continue): ${error.message}`,
+        );
+        this.#registry.removeExtension(error.extension);
+        this.#loader?.sandboxes.find((s) => s.name === error.extension)?.terminate();
+        const record = this.#extensions.find((e) => e.name === error.extension);
+        if (record) {
+          record.status = "failed";
+          record.failure = error.message;
+        }
+      }
+    }
+  }
 
   async #load(): Promise<void> {
     const { CoreServerSlice, TransportSlice } = await import("./core/slices.ts");

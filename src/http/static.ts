@@ -8,7 +8,7 @@
 import { join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getMimeType } from "hono/utils/mime";
-import { SliceError } from "../errors.ts";
+import { OwnershipError, SliceError } from "../errors.ts";
 
 /** A static mount declared by a slice. */
 export type StaticMount =
@@ -143,9 +143,40 @@ export class StaticTable {
   #directories: DirectoryEntry[] = [];
   readonly #contents = new Map<string, ContentEntry>();
 
+  /**
+   * Refuses a location at, inside or around one another extension owns (`/` is everybody's
+   * fallback, never "around"): first owner wins, so an extension cannot replace, say, the
+   * console's `/console/app.js`.
+   *
+   * @throws {OwnershipError} `static.owned` naming both owners
+   */
+  #checkOwner(location: string, owner: string, directory: boolean): void {
+    const extension = owner.slice(0, owner.indexOf("."));
+    const inside = (inner: string, outer: string) =>
+      outer !== "/" && (inner === outer || inner.startsWith(`${outer}/`));
+    const taken = [
+      ...[...this.#contents].map(([at, c]) => ({ at, owner: c.owner, directory: false })),
+      ...this.#directories.map((d) => ({ at: d.prefix, owner: d.owner, directory: true })),
+    ];
+    for (const other of taken) {
+      if (other.owner.slice(0, other.owner.indexOf(".")) === extension) continue;
+      const clash = other.at === location ||
+        (other.directory && inside(location, other.at)) ||
+        (directory && inside(other.at, location));
+      if (clash) {
+        throw new OwnershipError(
+          "static.owned",
+          extension,
+          `slice ${owner}: static location ${location} is at, inside or around ${other.at}, served by ${other.owner}: a location belongs to its first owner`,
+        );
+      }
+    }
+  }
+
   /** Adds a mount of slice `owner`; a location taken by another mount is an error. */
   add(mount: StaticMount, owner: string): void {
     const location = normaliseLocation(mount.location, owner);
+    this.#checkOwner(location, owner, mount.kind !== "content");
     if (mount.kind === "directory" && isRemoteRoot(mount.root)) {
       // A folder of a JSR or https package: checked files from memory (static_remote.ts).
       mount = { kind: "proxy", location, start: mount.start, forward: remote(mount, owner) };

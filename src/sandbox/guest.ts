@@ -17,10 +17,10 @@ import { Logger } from "../log.ts";
 import type { MethodDefinition } from "../protocol/method.ts";
 import { Invoker } from "../protocol/invoke.ts";
 import { schemaOf } from "../protocol/openapi.ts";
-import { collectRoutes } from "../protocol/routes.ts";
+import { collectRoutes, routeKey } from "../protocol/routes.ts";
 import { attachSlices, callService, runPhase, sliceView } from "../slices/runtime.ts";
 import { serviceNames } from "../slices/services.ts";
-import type { ServerSlice, SliceServer } from "../slices/slice.ts";
+import { INTERNALS, type ServerSlice, type SliceServer } from "../slices/slice.ts";
 import { Channel } from "./channel.ts";
 import {
   type Batch,
@@ -194,20 +194,25 @@ export class Guest {
           }
         },
       );
+      // Locations declared before the slices cross go with them; later ones follow as mounts.
+      const declared = new Map<string, { location: string; start: boolean }[]>(
+        registry.slices.map((slice) => [slice.name, []]),
+      );
       attachSlices(registry.slices, this.#logger, (mount, slice) => {
         this.#statics.add(mount, slice.name);
-        this.#channel.send({
-          t: "mount",
-          slice: slice.name,
+        const announced = {
           location: mount.location,
           start: mount.kind === "directory" && mount.start,
-        });
+        };
+        const early = declared.get(slice.name);
+        if (early) early.push(announced);
+        else this.#channel.send({ t: "mount", slice: slice.name, ...announced });
       });
       for (const slice of registry.slices) this.#slices.set(slice.name, slice);
       const routes = collectRoutes(registry.slices, [{ name: message.name, methods }]);
       for (const route of routes) {
         this.#invokers.set(
-          `${route.method.operation} ${route.method.url}`,
+          routeKey(route.method),
           new Invoker(route, this.#logger.child(message.name)),
         );
       }
@@ -220,10 +225,12 @@ export class Guest {
           dependedBy: slice.getDependedBy(),
           handles: routes.filter((r) => r.slice === slice).map((r) => descriptor(r.method)),
           services: serviceNames(slice),
+          mounts: declared.get(slice.name) ?? [],
         })),
         methods: methods.map(descriptor),
         features: registry.featureOwner ? registry.featureManager.getFeatures() : undefined,
       });
+      declared.clear();
     } catch (error) {
       this.#slices.clear();
       this.#channel.send({ t: "loaded", error: describe(error), slices: [], methods: [] });

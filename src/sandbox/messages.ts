@@ -38,6 +38,8 @@ export interface SliceDescriptor {
   handles: MethodDescriptor[];
   /** The names of its methods marked `@service`. */
   services: string[];
+  /** The static locations it declared before it was loaded (later ones come as `mount`). */
+  mounts: { location: string; start: boolean }[];
 }
 
 /** An error as it crosses the boundary: no stack. */
@@ -223,6 +225,8 @@ const fromGuest = z.discriminatedUnion("t", [
         dependedBy: z.array(name).max(LIMITS.items),
         handles: z.array(method).max(LIMITS.items),
         services: z.array(name).max(LIMITS.items),
+        mounts: z.array(z.object({ location: text, start: z.boolean() }).strict())
+          .max(LIMITS.items),
       }).strict(),
     ).max(LIMITS.items),
     methods: z.array(method).max(LIMITS.items),

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { addHandler, method, type MethodDefinition } from "../protocol/method.ts";
+import { routeKey } from "../protocol/routes.ts";
 import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
 import { INTERNALS, ServerSlice } from "../slices/slice.ts";
 import type { MethodDescriptor, SliceDescriptor, SlicePhase } from "./messages.ts";
@@ -59,7 +60,7 @@ export class ProxySlice extends ServerSlice {
     this.#port = port;
     for (const handled of descriptor.handles) {
       const definition = ProxySlice.method(handled);
-      const key = `${definition.operation} ${definition.url}`;
+      const key = routeKey(definition);
       addHandler(this, {
         method: definition,
         call: () => {

@@ -215,6 +215,7 @@ export class Sandbox {
       const proxy = new ProxySlice(descriptor, this);
       this.#proxies.set(proxy.name, proxy);
       context.registerSlice(proxy);
+      for (const mount of descriptor.mounts) proxy.mountForward(mount.location, mount.start);
     }
     if (loaded.features) context.setFeatureManager(new StaticFeatures(loaded.features));
     return this.#extension;

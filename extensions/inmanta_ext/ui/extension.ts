@@ -8,12 +8,16 @@ import { type ApplicationContext, ServerSlice } from "@inmanta/server";
 
 /** Serves the console's static files; it has no endpoints of its own. */
 export class ConsoleSlice extends ServerSlice {
-  override getDependencies(): string[] {
-    return ["core.server"];
+  /** @param name the slice's name */
+  constructor(name: string) {
+    super(name);
+    // Declared here, not in prestart: locations declared at registration are owned in
+    // registration order, so no extension enabled after this one can take /console.
+    this.addStaticHandler("/console", new URL("./static/", import.meta.url), "index.html", true);
   }
 
-  override prestart(): void {
-    this.addStaticHandler("/console", new URL("./static/", import.meta.url), "index.html", true);
+  override getDependencies(): string[] {
+    return ["core.server"];
   }
 }
 
