@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getJson, serve, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, logged, serve, startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
 /** Each attack, run when its endpoint is called (or at start, with `atStart`). */
 const ATTACKS: Record<string, { body: string; reason: RegExp; modes: string[] }> = {
@@ -225,4 +225,37 @@ Deno.test("isolation=process: when the server is SIGKILLed, its guests exit too"
     async () => (await guestsUnder(root.path)).length === 0 ? true : undefined,
     "every guest to exit",
   );
+});
+
+Deno.test("isolation=process: a guest that floods the log is held to its rate", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "good", GOOD);
+  await writeExtension(
+    root.path,
+    "chatty",
+    `import { handle, method, ServerSlice } from "@inmanta/server";
+export const go = method({ path: "/chatty/go", operation: "POST" });
+class Chatty extends ServerSlice {
+  @handle(go)
+  go() { for (let i = 0; i < 20000; i++) this.logger.info("line " + i); return "said it"; }
+}
+export function setup(app) { app.registerSlice(new Chatty("chatty.main")); }
+`,
+  );
+  await using test = await startTestServer({
+    roots: [root.path],
+    enable: ["good", "chatty"],
+    config: "[server]\nsandbox_log_rate = 100\n",
+  });
+  const dropped = logged(
+    test,
+    (r) => /chatty logged too much: \d+ record\(s\) dropped/.test(r.message),
+  );
+  const said = await getJson(`${test.url}/api/v2/chatty/go`, { method: "POST" });
+  assert.equal(said.status, 200);
+  await fetch(`${test.url}/api/v2/ping`).then((r) => r.text());
+  await dropped;
+  const lines = test.logs.filter((r) => r.source.startsWith("chatty") && /^line /.test(r.message));
+  assert.ok(lines.length < 20000, `${lines.length} lines passed`);
+  assert.equal((await getJson(`${test.url}/api/v2/ping`)).status, 200);
 });

@@ -76,6 +76,12 @@ export function registerCoreOptions(config: Config): void {
       help:
         "a sandboxed extension silent this long (a busy loop) is failed and its endpoints answer 503",
     },
+    sandbox_log_rate: {
+      type: "int",
+      default: 1000,
+      help:
+        "log records per second a sandboxed extension may write; more are dropped and counted",
+    },
     sandbox_request_timeout: {
       type: "duration",
       default: 30,

@@ -20,7 +20,7 @@ import { schemaOf } from "../protocol/openapi.ts";
 import { collectRoutes, routeKey } from "../protocol/routes.ts";
 import { attachSlices, callService, runPhase, sliceView } from "../slices/runtime.ts";
 import { serviceNames } from "../slices/services.ts";
-import { INTERNALS, type ServerSlice, type SliceServer } from "../slices/slice.ts";
+import type { ServerSlice, SliceServer } from "../slices/slice.ts";
 import { Channel } from "./channel.ts";
 import {
   type Batch,

@@ -104,6 +104,7 @@ export class Sandbox {
   >();
   readonly #requestTimeout: number;
   readonly #bodyTimeout: number;
+  readonly #logRate: number;
   readonly #log: Logger;
   #link: GuestLink | undefined;
   #channel: Channel<ToGuest> | undefined;
@@ -127,6 +128,7 @@ export class Sandbox {
     // Read once: a configuration lookup is too slow for every request.
     this.#requestTimeout = options.config.duration("server", "sandbox_request_timeout");
     this.#bodyTimeout = options.config.duration("server", "request_body_timeout");
+    this.#logRate = options.config.int("server", "sandbox_log_rate");
   }
 
   /** The extension's name. */
@@ -317,7 +319,9 @@ export class Sandbox {
         if (message.tasks) this.tasks = message.tasks;
         return;
       case "log":
-        this.#log.child(this.#source(message.source)).log(message.level, message.message);
+        if (this.#logBudget()) {
+          this.#log.child(this.#source(message.source)).log(message.level, message.message);
+        }
         return;
       case "mount":
         this.#proxy(message.slice).mountForward(message.location, message.start);
@@ -327,6 +331,32 @@ export class Sandbox {
         this.#loaded.resolve(message);
         return;
     }
+  }
+
+  #logWindow = 0;
+  #logCount = 0;
+  #logDropped = 0;
+
+  /**
+   * Whether one more log record of this guest may be written this second: a guest writing a
+   * million lines must not slow the server's log for everyone else. What is dropped is counted
+   * and reported once per second.
+   */
+  #logBudget(): boolean {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.#logWindow) {
+      if (this.#logDropped > 0) {
+        this.#log.warning(
+          `extension ${this.name} logged too much: ${this.#logDropped} record(s) dropped (server.sandbox_log_rate = ${this.#logRate}/s)`,
+        );
+      }
+      this.#logWindow = second;
+      this.#logCount = 0;
+      this.#logDropped = 0;
+    }
+    if (++this.#logCount <= this.#logRate) return true;
+    this.#logDropped++;
+    return false;
   }
 
   /** A log source a guest names: its own extension or one of its slices, nothing else. */
