@@ -49,7 +49,7 @@ const JSON_HEADERS: HeadersInit = { "content-type": "application/json" };
 const NEEDS_PARSING = /\/\.|%|\\|[^\x21-\x7e]/;
 
 function failure(status: number, message: string): Response {
-  return new Response(JSON.stringify({ message }), { status, headers: JSON_HEADERS });
+  return new Response(`{"message":${JSON.stringify(message)}}`, { status, headers: JSON_HEADERS });
 }
 
 /** Builds the fetch handler. */

@@ -158,6 +158,12 @@ export class StaticTable {
    */
   readonly #resolved = new Map<string, FileEntry>();
   #directories: DirectoryEntry[] = [];
+  /**
+   * The same mounts by the first segment of their prefix (`/api` for `/api/docs`), longest
+   * prefix first, `/` under "/": a path is compared with the mounts that can hold it only, so
+   * that a miss costs the same with 1 or 1,000 mounts.
+   */
+  #byFirstSegment = new Map<string, DirectoryEntry[]>();
   readonly #contents = new Map<string, ContentEntry>();
 
   /**
@@ -248,6 +254,7 @@ export class StaticTable {
     }
     // Longest prefix first, so that /ui/docs wins over /ui and / comes last.
     this.#directories.sort((a, b) => b.prefix.length - a.prefix.length);
+    this.#byFirstSegment = Map.groupBy(this.#directories, (d) => firstSegment(d.prefix));
   }
 
   /**
@@ -266,7 +273,14 @@ export class StaticTable {
         return new Response(request.method === "HEAD" ? null : content.body, { headers });
       }
     }
-    for (const dir of this.#directories) {
+    const candidates = pathname === "/"
+      ? undefined
+      : this.#byFirstSegment.get(firstSegment(pathname));
+    const root = this.#byFirstSegment.get("/");
+    if (candidates === undefined && root === undefined) return undefined;
+    for (
+      const dir of candidates === undefined ? root! : root ? [...candidates, ...root] : candidates
+    ) {
       const rest = dir.prefix === "/"
         ? pathname
         : pathname === dir.prefix || pathname.startsWith(`${dir.prefix}/`)
@@ -367,6 +381,12 @@ export class StaticTable {
     this.#resolved.set(key, entry);
     return entry;
   }
+}
+
+/** `/a` of `/a/b` and of `/a`; `/` of `/`. */
+function firstSegment(path: string): string {
+  const end = path.indexOf("/", 1);
+  return end < 0 ? path : path.slice(0, end);
 }
 
 /**
