@@ -11,8 +11,9 @@
  * extensions are in bench/lifecycle.ts.
  *
  * Flags: `--quick` (one short round of the main section: CI smoke), `--rounds=N`,
- * `--duration=3s`, `--only=SECTION[,SECTION]`, `--before=GIT-REV` (also runs the in-process
- * targets from that revision's tree, for a before/after in the same run).
+ * `--duration=3s`, `--only=SECTION[,SECTION]`, `--match=TEXT` (main targets whose name holds
+ * it, and the baseline), `--before=GIT-REV` (also runs the in-process targets from that
+ * revision's tree, for a before/after in the same run).
  */
 import { join } from "node:path";
 import { cpuSeconds } from "./proc.ts";
@@ -358,7 +359,9 @@ if (import.meta.main) {
         targets.push({ name: `before (${BEFORE}): ${name}`, ...serve(config, tree), path });
       }
     }
-    const [summaries] = await runRounds([targets], ROUNDS, "main");
+    const match = flag("match");
+    const chosen = targets.filter((t) => t.baseline || !match || t.name.includes(match));
+    const [summaries] = await runRounds([chosen], ROUNDS, "main");
     sections.main = summaries;
     output.push(
       "",

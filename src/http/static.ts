@@ -59,8 +59,8 @@ interface FileEntry {
   etag: string;
   /** File size in bytes. */
   size: number;
-  /** The whole file when it is small; large files are streamed. */
-  body: Uint8Array<ArrayBuffer> | undefined;
+  /** The whole file when it is small (as text when it is UTF-8); large files are streamed. */
+  body: string | Uint8Array<ArrayBuffer> | undefined;
   /** Headers of a 200 answer, built once. */
   headers: Record<string, string>;
   /** Headers of a 200 answer to HEAD (with content-length: there is no body to count). */
@@ -365,7 +365,7 @@ export class StaticTable {
       hits: 1,
       etag,
       size: info.size,
-      body: info.size <= SMALL_FILE ? Deno.readFileSync(real) : undefined,
+      body: info.size <= SMALL_FILE ? asText(Deno.readFileSync(real)) : undefined,
       headers: { "content-type": type, etag, "cache-control": "no-cache" },
       headHeaders: {
         "content-type": type,
@@ -380,6 +380,20 @@ export class StaticTable {
     }
     this.#resolved.set(key, entry);
     return entry;
+  }
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * The bytes as a string when they are UTF-8 (they encode back to the same bytes): Deno sends a
+ * string body as it is, while it copies a byte array for every response.
+ */
+function asText(bytes: Uint8Array<ArrayBuffer>): string | Uint8Array<ArrayBuffer> {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return bytes;
   }
 }
 
