@@ -74,18 +74,47 @@ interface Target {
   unpinned?: boolean;
   /** The baseline of its group: ratios are to it. */
   baseline?: boolean;
+  /** The status it answers when it works (200 by default). */
+  expect?: number;
 }
 
 /** One target's measurement in one round. */
 interface Measured extends WrkReport {
   /** CPU seconds of the server and its descendants during the measured run. */
   cpuSeconds: number;
+  /** Why the round does not count (the target answered something else than it should). */
+  invalid?: string;
 }
 
-async function measure(target: Target): Promise<Measured> {
+/**
+ * Starts the target, checks that it answers as it should (a sandbox that failed to start under
+ * a loaded machine answers 404 or 503, which must not pass for a fast endpoint), warms it up
+ * and measures it; a target that does not answer right is started once more, then its round is
+ * marked invalid.
+ */
+async function measure(target: Target, attempt = 1): Promise<Measured> {
   const pin = target.unpinned ? {} : PIN;
   const { child, url } = await spawnServer(target.args, pin.server, target.cwd);
   try {
+    if (!target.script) {
+      const probe = await fetch(`${url}${target.path}`);
+      await probe.body?.cancel();
+      if (probe.status !== (target.expect ?? 200)) {
+        const invalid = `answered ${probe.status} instead of ${target.expect ?? 200}`;
+        console.error(`${target.name}: ${invalid} (attempt ${attempt})`);
+        if (attempt < 2) return await measure(target, attempt + 1);
+        return {
+          requests: NaN,
+          requestsPerSecond: NaN,
+          p50ms: NaN,
+          p99ms: NaN,
+          non2xx: 0,
+          socketErrors: 0,
+          cpuSeconds: NaN,
+          invalid,
+        };
+      }
+    }
     const options = {
       url: `${url}${target.path}`,
       connections: target.connections ?? 50,
@@ -122,6 +151,8 @@ interface Summary {
   non2xx: number;
   socketErrors: number;
   rounds: Measured[];
+  /** Rounds that count (the target and its baseline answered as they should). */
+  validRounds: number;
 }
 
 const median = (values: number[]) => {
@@ -152,8 +183,11 @@ async function runRounds(groups: Target[][], rounds: number, label: string): Pro
   }
   return groups.map((group, g) =>
     group.map((target, t) => {
-      const runs = measured[g][t];
-      const base = measured[g][0];
+      // Rounds where the target or its baseline did not answer right do not count.
+      const valid = measured[g][t].map((r, i) => [r, measured[g][0][i]])
+        .filter(([r, b]) => !r.invalid && !b.invalid);
+      const runs = valid.map(([r]) => r);
+      const base = valid.map(([, b]) => b);
       const ratios = runs.map((r, i) => r.requestsPerSecond / base[i].requestsPerSecond);
       const cpuRatios = runs.map((r, i) => cpuPerRequest(r) / cpuPerRequest(base[i]));
       const rate = median(runs.map((r) => r.requestsPerSecond));
@@ -170,7 +204,8 @@ async function runRounds(groups: Target[][], rounds: number, label: string): Pro
         megabytesPerSecond: target.bodyBytes ? rate * target.bodyBytes / 1e6 : undefined,
         non2xx: runs.reduce((s, r) => s + r.non2xx, 0),
         socketErrors: runs.reduce((s, r) => s + r.socketErrors, 0),
-        rounds: runs,
+        rounds: measured[g][t],
+        validRounds: runs.length,
       };
     })
   );
@@ -282,15 +317,20 @@ function table(summaries: Summary[], extra?: "mbps"): string {
     const errors = s.non2xx || s.socketErrors
       ? ` (${s.non2xx} non-2xx, ${s.socketErrors} socket errors)`
       : "";
+    const lost = s.validRounds < s.rounds.length
+      ? ` [${s.rounds.length - s.validRounds} of ${s.rounds.length} rounds did not answer right]`
+      : "";
     return extra === "mbps"
-      ? `| ${s.target}${errors} | ${s.megabytesPerSecond!.toFixed(1)} | ${percent(s.ratio)} | ${
-        s.cpuPerRequestUs.toFixed(1)
-      } | ${times(s.cpuRatio)} | ${s.p50ms.toFixed(2)} | ${s.p99ms.toFixed(2)} |`
-      : `| ${s.target}${errors} | ${Math.round(s.requestsPerSecond)} | ${percent(s.ratio)} (${
-        range(s.ratioRange, percent)
-      }) | ${s.cpuPerRequestUs.toFixed(2)} | ${times(s.cpuRatio)} (${
-        range(s.cpuRatioRange, times)
-      }) | ${s.p50ms.toFixed(2)} | ${s.p99ms.toFixed(2)} |`;
+      ? `| ${s.target}${errors}${lost} | ${s.megabytesPerSecond!.toFixed(1)} | ${
+        percent(s.ratio)
+      } | ${s.cpuPerRequestUs.toFixed(1)} | ${times(s.cpuRatio)} | ${s.p50ms.toFixed(2)} | ${
+        s.p99ms.toFixed(2)
+      } |`
+      : `| ${s.target}${errors}${lost} | ${Math.round(s.requestsPerSecond)} | ${
+        percent(s.ratio)
+      } (${range(s.ratioRange, percent)}) | ${s.cpuPerRequestUs.toFixed(2)} | ${
+        times(s.cpuRatio)
+      } (${range(s.cpuRatioRange, times)}) | ${s.p50ms.toFixed(2)} | ${s.p99ms.toFixed(2)} |`;
   });
   return [head, head.replace(/[^|]+/g, " --- "), ...rows].join("\n");
 }
@@ -341,7 +381,7 @@ if (import.meta.main) {
         ...serve(inProcess),
         path: greeting,
       },
-      { name: "404 path", ...serve(inProcess), path: "/api/v2/nothing/here" },
+      { name: "404 path", ...serve(inProcess), path: "/api/v2/nothing/here", expect: 404 },
     ];
     const files: Target[] = [
       {
@@ -374,7 +414,12 @@ if (import.meta.main) {
           ["404 path", "/api/v2/nothing/here"],
         ]
       ) {
-        api.push({ name: `before (${BEFORE}): ${name}`, ...serve(config, tree), path });
+        api.push({
+          name: `before (${BEFORE}): ${name}`,
+          ...serve(config, tree),
+          path,
+          expect: path.includes("nothing") ? 404 : 200,
+        });
       }
       files.push({
         name: `before (${BEFORE}): small static file`,
