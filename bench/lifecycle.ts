@@ -59,6 +59,8 @@ async function server(root: string, names: string[], isolation: string): Promise
     `[server]\nenabled_extensions = ${
       names.join(",")
     }\nextension_path = ${root}\nshutdown_timeout = 30\n` +
+      // 50 sandboxes starting together on a loaded machine can miss the default 5 s heartbeat.
+      "sandbox_heartbeat_timeout = 60\n" +
       names.map((n) => `[extension.${n}]\nisolation = ${isolation}\n`).join(""),
   );
   const running = await start(["run", ...FLAGS, "main.ts", "--config", cfg, "--port", "0"]);
