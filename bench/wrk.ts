@@ -55,6 +55,9 @@ export async function wrk(options: WrkOptions): Promise<WrkReport> {
     `-c${options.connections}`,
     `-d${options.duration}`,
     "--latency",
+    // wrk's default 2 s timeout drops the slow answers (1 MiB bodies) from the count.
+    "--timeout",
+    "10s",
     ...(options.script ? ["-s", options.script] : []),
     options.url,
   ];
