@@ -459,7 +459,13 @@ if (import.meta.main) {
 
   if (SECTIONS.includes("bodies")) {
     const groups: Target[][] = [];
-    const configs = [["in-process", inProcess, false]] as [string, string, boolean][];
+    const configs: [string, string, boolean, string?][] = [["in-process", inProcess, false]];
+    if (BEFORE) {
+      const tree = await checkout(BEFORE);
+      cleanup.push(tree);
+      const config = await configure(root, tree, "none", "before-bodies");
+      configs.push([`before (${BEFORE}): in-process`, config, false, tree]);
+    }
     for (const isolation of SANDBOXED) {
       configs.push([
         `sandboxed (${isolation})`,
@@ -479,9 +485,9 @@ if (import.meta.main) {
       const post = { path: "/api/v2/ext0/echo", script, bodyBytes: body.length, connections: 10 };
       groups.push([
         { ...raw, ...post, name: `raw Deno.serve parsing the JSON, ${label}` },
-        ...configs.map(([name, config, unpinned]): Target => ({
+        ...configs.map(([name, config, unpinned, tree]): Target => ({
           name: `${name}, ${label}`,
-          ...serve(config, PROJECT, unpinned),
+          ...serve(config, tree ?? PROJECT, unpinned),
           ...post,
         })),
       ]);

@@ -3,12 +3,13 @@
  * prints self time per function aggregated over the whole V8 profile (top 25), so that the
  * cost of a path can be read without a browser.
  *
- * Run: `deno run -A bench/profile.ts [--target=endpoint|greeting|404|static|raw] [--duration=5s]`
+ * Run: `deno run -A bench/profile.ts [--target=endpoint|greeting|404|static|body64|raw|raw-body64]
+ * [--duration=5s]` (`body<KiB>`: a POST of that many KiB of JSON).
  */
 import { join } from "node:path";
 import { writeExtensions } from "./load.ts";
 import { PROJECT, spawnServer } from "./spawn.ts";
-import { ensureWrk, wrk } from "./wrk.ts";
+import { ensureWrk, postScript, wrk } from "./wrk.ts";
 
 const flag = (name: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -21,6 +22,7 @@ const PATHS: Record<string, string> = {
   "404": "/api/v2/nothing/here",
   static: "/greeter/",
 };
+const KIB = Number(/body(\d+)$/.exec(TARGET)?.[1] ?? 0);
 
 interface ProfileNode {
   id: number;
@@ -45,7 +47,7 @@ if (import.meta.main) {
       names.map((n) => `[extension.${n}]\nisolation = none\n`).join(""),
   );
   const profiles = join(root, "profiles");
-  const args = TARGET === "raw"
+  const args = TARGET.startsWith("raw")
     ? ["run", `--cpu-prof`, `--cpu-prof-dir=${profiles}`, "-A", "bench/targets/raw.ts"]
     : [
       "run",
@@ -58,13 +60,27 @@ if (import.meta.main) {
       "--port",
       "0",
     ];
+  if (TARGET.startsWith("raw")) args.splice(-1, 1, "bench/targets/raw.ts");
+  const script = KIB
+    ? await postScript(
+      root,
+      "body",
+      JSON.stringify({
+        items: Array.from({ length: Math.floor(KIB * 1024 / 67) }, (_, i) =>
+          String(i).padStart(64, "x")),
+      }),
+    )
+    : undefined;
+  const path = KIB ? "/api/v2/ext0/echo" : PATHS[TARGET];
+  const connections = KIB ? 10 : 50;
   const { child, url } = await spawnServer(args, "0");
-  await wrk({ url: `${url}${PATHS[TARGET]}`, connections: 50, duration: "1s", cpus: "1" });
+  await wrk({ url: `${url}${path}`, connections, duration: "1s", cpus: "1", script });
   const report = await wrk({
-    url: `${url}${PATHS[TARGET]}`,
-    connections: 50,
+    url: `${url}${path}`,
+    connections,
     duration: DURATION,
     cpus: "1",
+    script,
   });
   child.kill("SIGTERM");
   await child.status;

@@ -12,7 +12,7 @@ import { Invoker, type Outcome, toResponse } from "../protocol/invoke.ts";
 import { QUERY_OPERATIONS } from "../protocol/method.ts";
 import type { Route } from "../protocol/routes.ts";
 import { INTERNALS } from "../slices/slice.ts";
-import { readBody } from "./body.ts";
+import { readBody, readText } from "./body.ts";
 import { type Leaf, Router } from "./router.ts";
 import type { StaticTable } from "./static.ts";
 
@@ -43,7 +43,6 @@ type Endpoint = (
   search: string,
 ) => Response | Promise<Response>;
 
-const DECODER = new TextDecoder();
 const JSON_HEADERS: HeadersInit = { "content-type": "application/json" };
 /** Characters of a path that `new URL()` would change: dot segments, escapes, backslashes. */
 const NEEDS_PARSING = /\/\.|%|\\|[^\x21-\x7e]/;
@@ -175,9 +174,16 @@ function endpoint(route: Route, options: AppOptions): Endpoint {
     params: Record<string, string>,
   ): Promise<Response> => {
     if (auth) await auth.check(request, method.clientTypes);
-    const body = await readBody(request, options.bodyTimeout, maxSize);
-    if (forward) return await forward(request, params, body);
-    return await call(request, path, params, "", DECODER.decode(body));
+    if (forward) {
+      return await forward(request, params, await readBody(request, options.bodyTimeout, maxSize));
+    }
+    return await call(
+      request,
+      path,
+      params,
+      "",
+      await readText(request, options.bodyTimeout, maxSize),
+    );
   };
 
   const authorised = async (

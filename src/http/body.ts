@@ -25,6 +25,9 @@ export async function readBody(
     request.body.cancel().catch(() => {});
     throw tooLarge(limit);
   }
+  // A declared length within the limit is all that can arrive (the HTTP layer stops there), so
+  // Deno's own collector reads it: native reads instead of a JavaScript stream.
+  if (declared !== null) return await within(request.bytes(), seconds);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -58,4 +61,43 @@ export async function readBody(
     offset += chunk.length;
   }
   return body;
+}
+
+/**
+ * The body of `request` as UTF-8 text, with the same limit and deadline as {@link readBody}.
+ * With a declared length, Deno hands the whole body over as text in one step, which took a
+ * 64 KiB JSON POST from 13% to N% of what a raw Deno.serve parses per second.
+ */
+export async function readText(
+  request: Request,
+  seconds: number,
+  limit = Infinity,
+): Promise<string> {
+  // Not request.body: making its stream would take Deno off that one-step path.
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) <= limit) {
+    return await within(request.text(), seconds);
+  }
+  return DECODER.decode(await readBody(request, seconds, limit));
+}
+
+const DECODER = new TextDecoder();
+
+/** `reading`, or HttpError 408 when it takes longer than `seconds`. */
+async function within<T>(reading: Promise<T>, seconds: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<"expired">((resolve) => {
+    timer = setTimeout(() => resolve("expired"), seconds * 1000);
+  });
+  try {
+    const result = await Promise.race([reading, expired]);
+    if (result === "expired") {
+      // The read ends when the client goes away; nobody waits for it any more.
+      reading.catch(() => {});
+      throw new HttpError(408, `request body not received within ${seconds}s`);
+    }
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
 }
