@@ -153,6 +153,8 @@ interface Summary {
   rounds: Measured[];
   /** Rounds that count (the target and its baseline answered as they should). */
   validRounds: number;
+  /** The status it should answer. */
+  expect: number;
 }
 
 const median = (values: number[]) => {
@@ -206,6 +208,7 @@ async function runRounds(groups: Target[][], rounds: number, label: string): Pro
         socketErrors: runs.reduce((s, r) => s + r.socketErrors, 0),
         rounds: measured[g][t],
         validRounds: runs.length,
+        expect: target.expect ?? 200,
       };
     })
   );
@@ -317,7 +320,7 @@ function table(summaries: Summary[], extra?: "mbps"): string {
     ? "| target | MB/s | vs raw | CPU µs/req | CPU vs raw | p50 ms | p99 ms |"
     : "| target | req/s | vs raw (per round) | CPU µs/req | CPU vs raw (per round) | p50 ms | p99 ms |";
   const rows = summaries.map((s) => {
-    const errors = s.non2xx || s.socketErrors
+    const errors = (s.expect < 300 && s.non2xx) || s.socketErrors
       ? ` (${s.non2xx} non-2xx, ${s.socketErrors} socket errors)`
       : "";
     const lost = s.validRounds < s.rounds.length
