@@ -10,7 +10,7 @@ import { PROJECT, type Running, spawnServer } from "./spawn.ts";
 
 const QUICK = Deno.args.includes("--quick");
 /** Sandboxed isolation modes measured; `process` joins with one line once it lands. */
-const SANDBOXED: readonly string[] = ["worker"];
+const SANDBOXED: readonly string[] = ["worker", "process"];
 const FLAGS = [
   "--allow-read",
   "--allow-net=127.0.0.1",

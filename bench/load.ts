@@ -34,7 +34,7 @@ const BEFORE = flag("before");
  * Isolation modes measured as sandboxed targets. Each is one line: the server's configuration
  * takes the mode by name (`process` joins once the lead's process isolation lands).
  */
-const SANDBOXED: readonly string[] = ["worker"];
+const SANDBOXED: readonly string[] = ["worker", "process"];
 
 /**
  * With two or more CPUs and taskset, the server runs on CPU 0 and wrk on CPU 1, so that they do

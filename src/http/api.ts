@@ -13,6 +13,7 @@ import { QUERY_OPERATIONS } from "../protocol/method.ts";
 import type { Route } from "../protocol/routes.ts";
 import { INTERNALS } from "../slices/slice.ts";
 import { readBody, readText } from "./body.ts";
+import { errorResponse } from "./errors.ts";
 import { type Leaf, Router } from "./router.ts";
 import type { StaticTable } from "./static.ts";
 
@@ -43,13 +44,10 @@ type Endpoint = (
   search: string,
 ) => Response | Promise<Response>;
 
-const JSON_HEADERS: HeadersInit = { "content-type": "application/json" };
 /** Characters of a path that `new URL()` would change: dot segments, escapes, backslashes. */
 const NEEDS_PARSING = /\/\.|%|\\|[^\x21-\x7e]/;
 
-function failure(status: number, message: string): Response {
-  return new Response(`{"message":${JSON.stringify(message)}}`, { status, headers: JSON_HEADERS });
-}
+const failure = errorResponse;
 
 /** Builds the fetch handler. */
 export function buildApp(options: AppOptions): FetchHandler {
