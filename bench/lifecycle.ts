@@ -1,13 +1,16 @@
 /**
- * Lifecycle benchmark: boot to healthy with 1/10/100 in-process and 1/10/20 sandboxed
- * extensions (against a raw Deno.serve's boot in the same run), resident memory idle with
- * 0/10/20 sandboxed extensions, and shutdown with 1000 requests of 200 ms in flight at SIGTERM.
- * Part of `deno task bench`; `--quick` measures less (CI smoke).
+ * Lifecycle benchmark: boot to healthy and resident memory idle (the server and its children)
+ * with 1/10/100/1,000 in-process extensions and 1/10/20/50 sandboxed ones per isolation mode
+ * (against a raw Deno.serve's boot in the same run), and shutdown with 1000 requests of 200 ms
+ * in flight at SIGTERM. Part of `deno task bench`; `--quick` measures less (CI smoke).
  */
 import { join } from "node:path";
+import { residentMiB } from "./proc.ts";
 import { PROJECT, type Running, spawnServer } from "./spawn.ts";
 
 const QUICK = Deno.args.includes("--quick");
+/** Sandboxed isolation modes measured; `process` joins with one line once it lands. */
+const SANDBOXED: readonly string[] = ["worker", "process"];
 const FLAGS = [
   "--allow-read",
   "--allow-net=127.0.0.1",
@@ -56,17 +59,13 @@ async function server(root: string, names: string[], isolation: string): Promise
     `[server]\nenabled_extensions = ${
       names.join(",")
     }\nextension_path = ${root}\nshutdown_timeout = 30\n` +
+      // 50 sandboxes starting together on a loaded machine can miss the default 5 s heartbeat.
+      "sandbox_heartbeat_timeout = 60\n" +
       names.map((n) => `[extension.${n}]\nisolation = ${isolation}\n`).join(""),
   );
   const running = await start(["run", ...FLAGS, "main.ts", "--config", cfg, "--port", "0"]);
   // "server running" is printed once every slice started: that is healthy.
   return running;
-}
-
-/** Resident memory of a process, from ps (Deno reads /proc only with all permissions). */
-async function rssMiB(pid: number): Promise<number> {
-  const out = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).output();
-  return Number(new TextDecoder().decode(out.stdout).trim()) / 1024;
 }
 
 async function stop(running: Running): Promise<number> {
@@ -78,7 +77,7 @@ async function stop(running: Running): Promise<number> {
 
 if (import.meta.main) {
   const root = await Deno.makeTempDir({ prefix: "inmanta-bench-life-" });
-  const all = await writeExtensions(root, 100);
+  const all = await writeExtensions(root, QUICK ? 1 : 1000);
   const results: Record<string, unknown>[] = [];
   const row = (what: string, value: number, unit: string, extra: Record<string, unknown> = {}) => {
     results.push({ what, value: Math.round(value * 10) / 10, unit, ...extra });
@@ -90,42 +89,34 @@ if (import.meta.main) {
   await stop(raw);
   row("boot raw Deno.serve (baseline)", rawBoot, "ms");
 
+  const base = await server(root, [], "none");
+  await new Promise((r) => setTimeout(r, 500));
+  const rss0 = await residentMiB(base.child.pid);
+  row("resident memory idle, 0 extensions", rss0, "MiB");
+  await stop(base);
   const boots: [string, number][] = QUICK
-    ? [["none", 1], ["worker", 1]]
-    : [["none", 1], ["none", 10], ["none", 100], ["worker", 1], ["worker", 10], ["worker", 20]];
+    ? [["none", 1], ...SANDBOXED.map((i): [string, number] => [i, 1])]
+    : [
+      ["none", 1],
+      ["none", 10],
+      ["none", 100],
+      ["none", 1000],
+      ...SANDBOXED.flatMap((i) => [1, 10, 20, 50].map((n): [string, number] => [i, n])),
+    ];
   for (const [isolation, count] of boots) {
     const running = await server(root, all.slice(0, count), isolation);
     const ms = performance.now() - running.started;
-    row(
-      `boot to healthy, ${count} ${isolation === "none" ? "in-process" : "sandboxed"}`,
-      ms,
-      "ms",
-      {
-        perExtensionMs: Math.round((ms - rawBoot) / count * 10) / 10,
-      },
-    );
-    if (isolation === "worker" || count === 1) {
-      // Idle memory once everything started and settled.
-      await new Promise((r) => setTimeout(r, 500));
-      const rss = await rssMiB(running.child.pid);
-      row(
-        `resident memory idle, ${count} ${isolation === "none" ? "in-process" : "sandboxed"}`,
-        rss,
-        "MiB",
-      );
-    }
+    const mode = isolation === "none" ? "in-process" : `sandboxed (${isolation})`;
+    row(`boot to healthy, ${count} ${mode}`, ms, "ms", {
+      perExtensionMs: Math.round((ms - rawBoot) / count * 10) / 10,
+    });
+    // Idle memory once everything started and settled.
+    await new Promise((r) => setTimeout(r, 500));
+    const rss = await residentMiB(running.child.pid);
+    row(`resident memory idle, ${count} ${mode}`, rss, "MiB", {
+      perExtensionMiB: Math.round((rss - rss0) / count * 10) / 10,
+    });
     await stop(running);
-  }
-  const base = await server(root, [], "none");
-  await new Promise((r) => setTimeout(r, 500));
-  const rss0 = await rssMiB(base.child.pid);
-  row("resident memory idle, 0 extensions", rss0, "MiB");
-  await stop(base);
-  for (const r of results) {
-    const m = /^resident memory idle, (\d+) sandboxed$/.exec(String(r.what));
-    if (m && Number(m[1]) > 1) {
-      r.perExtensionMiB = Math.round(((r.value as number) - rss0) / Number(m[1]) * 10) / 10;
-    }
   }
 
   // Shutdown under load: every request in flight at SIGTERM completes.

@@ -55,3 +55,37 @@ Deno.bench("plain hono, 200 routes", { group: "dispatch", baseline: true }, asyn
 Deno.bench("server app, 200 slice endpoints", { group: "dispatch" }, async () => {
   await (await ours(new Request(url))).arrayBuffer();
 });
+
+// The request paths of the load benchmark, without the network: JavaScript time only.
+const statics = new StaticTable();
+statics.add({
+  kind: "directory",
+  location: "/greeter",
+  root: new URL("../extensions/inmanta_ext/new_extension/static/", import.meta.url),
+  defaultFilename: "index.html",
+  start: false,
+}, "new_extension.greeter");
+const withStatics = buildApp({
+  routes,
+  statics,
+  log: new Logger("silent"),
+  maxBodySize: 1 << 20,
+  bodyTimeout: 30,
+});
+const raw = () => Response.json({ data: { id: "abc" } });
+// The first request resolves the mount's real path.
+await (await withStatics(new Request("http://127.0.0.1/greeter/"))).arrayBuffer();
+
+Deno.bench("raw handler", { group: "paths", baseline: true }, async () => {
+  await raw().arrayBuffer();
+  new Request(url);
+});
+Deno.bench("endpoint", { group: "paths" }, async () => {
+  await (await withStatics(new Request(url))).arrayBuffer();
+});
+Deno.bench("404 path", { group: "paths" }, async () => {
+  await (await withStatics(new Request("http://127.0.0.1/api/v2/nothing/here"))).arrayBuffer();
+});
+Deno.bench("small static file", { group: "paths" }, async () => {
+  await (await withStatics(new Request("http://127.0.0.1/greeter/"))).arrayBuffer();
+});

@@ -15,14 +15,18 @@ export interface Running {
 }
 
 /**
- * Runs `deno <args>` in the project and waits until it says where it listens; with `cpus`
- * (such as "0"), pinned to those CPUs with taskset.
+ * Runs `deno <args>` in `cwd` (the project by default) and waits until it says where it
+ * listens; with `cpus` (such as "0"), pinned to those CPUs with taskset.
  */
-export async function spawnServer(args: string[], cpus?: string): Promise<Running> {
+export async function spawnServer(
+  args: string[],
+  cpus?: string,
+  cwd: string = PROJECT,
+): Promise<Running> {
   const started = performance.now();
   const child = new Deno.Command(cpus ? "taskset" : "deno", {
     args: cpus ? ["-c", cpus, "deno", ...args] : args,
-    cwd: PROJECT,
+    cwd,
     stdout: "null",
     stderr: "piped",
     env: { NO_COLOR: "1" },

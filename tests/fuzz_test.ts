@@ -145,3 +145,39 @@ Deno.test("fuzz: no path or method makes the router answer 500", async () => {
     { numRuns: 1000 },
   );
 });
+
+const echo = method({ path: "/echo", operation: "GET", args: z.looseObject({}) });
+class Echo extends ServerSlice {
+  @handle(echo)
+  echo(args: unknown) {
+    return args;
+  }
+}
+
+Deno.test("fuzz: a query string decodes as URLSearchParams decodes it", async () => {
+  const slice = new Echo("fuzz.echo");
+  slice[INTERNALS].setStatus("started");
+  const fetch = buildApp({
+    routes: collectRoutes([slice], []),
+    statics: new StaticTable(),
+    log: new Logger("silent"),
+    maxBodySize: 4096,
+    bodyTimeout: 5,
+  });
+  const part = fc.constantFrom("a", "b", "=", "&", "+", "%", "%41", "%2B", "%zz", " ", "é", "?");
+  await fc.assert(
+    fc.asyncProperty(fc.array(part, { maxLength: 12 }), async (parts) => {
+      const url = new URL(`http://x/api/v2/echo?${parts.join("")}`);
+      const expected: Record<string, string | string[]> = {};
+      const params = new URLSearchParams(url.search);
+      for (const key of new Set(params.keys())) {
+        const values = params.getAll(key);
+        expected[key] = values.length > 1 ? values : values[0];
+      }
+      const response = await fetch(new Request(url));
+      assert.equal(response.status, 200, url.search);
+      assert.deepEqual((await response.json()).data, expected, url.search);
+    }),
+    { numRuns: 1000 },
+  );
+});

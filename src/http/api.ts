@@ -12,7 +12,8 @@ import { Invoker, type Outcome, toResponse } from "../protocol/invoke.ts";
 import { QUERY_OPERATIONS } from "../protocol/method.ts";
 import type { Route } from "../protocol/routes.ts";
 import { INTERNALS } from "../slices/slice.ts";
-import { readBody } from "./body.ts";
+import { readBody, readText } from "./body.ts";
+import { errorResponse } from "./errors.ts";
 import { type Leaf, Router } from "./router.ts";
 import type { StaticTable } from "./static.ts";
 
@@ -43,11 +44,10 @@ type Endpoint = (
   search: string,
 ) => Response | Promise<Response>;
 
-const DECODER = new TextDecoder();
+/** Characters of a path that `new URL()` would change: dot segments, escapes, backslashes. */
+const NEEDS_PARSING = /\/\.|%|\\|[^\x21-\x7e]/;
 
-function failure(status: number, message: string): Response {
-  return Response.json({ message }, { status });
-}
+const failure = errorResponse;
 
 /** Builds the fetch handler. */
 export function buildApp(options: AppOptions): FetchHandler {
@@ -86,11 +86,15 @@ export function buildApp(options: AppOptions): FetchHandler {
     return response;
   };
 
-  const fallback = async (request: Request, path: string): Promise<Response> => {
+  // A miss costs no more than a hit: no promise, no URL object, one prebuilt answer shape.
+  const fallback = (request: Request, path: string): Response | Promise<Response> => {
     if (request.method === "GET" || request.method === "HEAD") {
-      // The URL parser resolves dot segments (also encoded ones) before static lookup.
-      const served = await options.statics.serve(request, new URL(request.url).pathname);
-      if (served) return served;
+      // The URL parser resolves dot segments (also encoded ones) and backslashes before static
+      // lookup; a path with none of those (or of anything it would escape) is already its own
+      // pathname.
+      const pathname = NEEDS_PARSING.test(path) ? new URL(request.url).pathname : path;
+      const served = options.statics.serve(request, pathname);
+      if (served !== undefined) return served;
     }
     return failure(404, `no route for ${request.method} ${path}`);
   };
@@ -101,7 +105,14 @@ export function buildApp(options: AppOptions): FetchHandler {
     const query = start < 0 ? -1 : url.indexOf("?", start);
     const path = start < 0 ? "/" : query < 0 ? url.slice(start) : url.slice(start, query);
     const match = router.find(path);
-    if (match === undefined) return fallback(request, path).catch((e) => failed(request, path, e));
+    if (match === undefined) {
+      try {
+        const answer = fallback(request, path);
+        return answer instanceof Promise ? answer.catch((e) => failed(request, path, e)) : answer;
+      } catch (error) {
+        return failed(request, path, error);
+      }
+    }
     const { leaf, values } = match;
     const operation = request.method;
     const handle = leaf.byOperation.get(operation) ??
@@ -161,9 +172,16 @@ function endpoint(route: Route, options: AppOptions): Endpoint {
     params: Record<string, string>,
   ): Promise<Response> => {
     if (auth) await auth.check(request, method.clientTypes);
-    const body = await readBody(request, options.bodyTimeout, maxSize);
-    if (forward) return await forward(request, params, body);
-    return await call(request, path, params, "", DECODER.decode(body));
+    if (forward) {
+      return await forward(request, params, await readBody(request, options.bodyTimeout, maxSize));
+    }
+    return await call(
+      request,
+      path,
+      params,
+      "",
+      await readText(request, options.bodyTimeout, maxSize),
+    );
   };
 
   const authorised = async (

@@ -7,8 +7,8 @@
  */
 import { join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { getMimeType } from "hono/utils/mime";
 import { OwnershipError, SliceError } from "../errors.ts";
+import { contentType } from "./mime.ts";
 
 /** A static mount declared by a slice. */
 export type StaticMount =
@@ -31,7 +31,8 @@ export type StaticMount =
 interface DirectoryEntry {
   prefix: string;
   root: string;
-  realRoot: Promise<string | undefined>;
+  /** The real path of `root` once known (undefined: missing), or the promise of it. */
+  realRoot: string | undefined | Promise<string | undefined>;
   defaultFilename: string;
   owner: string;
   forward?: (request: Request) => Promise<Response>;
@@ -44,26 +45,45 @@ interface ContentEntry {
   owner: string;
 }
 
-const TYPES: Record<string, string> = {
-  ".ts": "application/typescript; charset=utf-8",
-  ".mts": "application/typescript; charset=utf-8",
-  ".map": "application/json",
-  ".wasm": "application/wasm",
-};
-
-/** Files up to this size are answered from one read instead of a stream. */
-const SMALL_FILE = 256 * 1024;
-/** How many small files are kept in memory (the oldest goes first). */
-const CACHED_FILES = 256;
-/** How many resolved paths are remembered, and for how long (ms). */
-const RESOLVED_PATHS = 1024;
-const RESOLVED_FOR = 1000;
-
-function contentType(path: string): string {
-  const dot = path.lastIndexOf(".");
-  const ext = dot >= 0 ? path.slice(dot).toLowerCase() : "";
-  return TYPES[ext] ?? getMimeType(path) ?? "application/octet-stream";
+/** A requested path of a directory mount, resolved to a file inside it. */
+interface FileEntry {
+  /** The real path, checked to lie inside the mount. */
+  real: string;
+  /** Content type by the real path's extension. */
+  type: string;
+  /** Until when (Date.now() ms) the real path is trusted without resolving symlinks again. */
+  until: number;
+  /** Requests answered since it was resolved; past HOT, the disk is not asked until `until`. */
+  hits: number;
+  /** Weak ETag of size and mtime. */
+  etag: string;
+  /** File size in bytes. */
+  size: number;
+  /** The whole file when it is small (as text when it is UTF-8); large files are streamed. */
+  body: string | Uint8Array<ArrayBuffer> | undefined;
+  /** Headers of a 200 answer, built once. */
+  headers: Record<string, string>;
+  /** Headers of a 200 answer to HEAD (with content-length: there is no body to count). */
+  headHeaders: Record<string, string>;
 }
+
+/** Files up to this size are answered from memory instead of a stream. */
+const SMALL_FILE = 256 * 1024;
+/** How many resolved paths (and small files) are remembered; the oldest goes first. */
+const RESOLVED_PATHS = 1024;
+/**
+ * How long (ms) a resolved path is trusted, and so how long an edited or replaced file can be
+ * served stale at most: resolving symlinks walks every component of the path, which cost more
+ * than the rest of the answer.
+ */
+const RESOLVED_FOR = 1000;
+/**
+ * After this many requests within RESOLVED_FOR, a path is hot: it is answered from memory
+ * without a stat until its window ends (a stat and its FileInfo cost more than the answer).
+ * Below it every request checks size and mtime, so that a page reloaded by hand after an edit
+ * shows the edit at once.
+ */
+const HOT = 8;
 
 /** Normalises a location to `/a/b` (no trailing slash; `/` stays `/`). */
 function normaliseLocation(location: string, owner: string): string {
@@ -85,7 +105,7 @@ function fnv1a(bytes: Uint8Array): string {
 
 function notModified(request: Request, etag: string): boolean {
   const header = request.headers.get("if-none-match");
-  if (!header) return false;
+  if (header === null) return false;
   return header.trim() === "*" ||
     header.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag.replace(/^W\//, ""));
 }
@@ -132,15 +152,18 @@ function remote(
 
 /** The table of static mounts of a server; lookups pick the longest matching prefix. */
 export class StaticTable {
-  readonly #files = new Map<string, { etag: string; body: Uint8Array<ArrayBuffer> }>();
   /**
-   * Requested path → real path checked to lie inside its mount (and its content type), for up
-   * to RESOLVED_FOR ms:
-   * resolving symlinks walks every component of the path, which cost more than the rest of
-   * the answer. A symlink changed on disk is seen again within that time.
+   * Mount prefix and requested path → the file it resolved to, for up to RESOLVED_FOR ms (a
+   * symlink changed on disk is seen again within that time), most recently resolved last.
    */
-  readonly #resolved = new Map<string, { real: string; type: string; until: number }>();
+  readonly #resolved = new Map<string, FileEntry>();
   #directories: DirectoryEntry[] = [];
+  /**
+   * The same mounts by the first segment of their prefix (`/api` for `/api/docs`), longest
+   * prefix first, `/` under "/": a path is compared with the mounts that can hold it only, so
+   * that a miss costs the same with 1 or 1,000 mounts.
+   */
+  #byFirstSegment = new Map<string, DirectoryEntry[]>();
   readonly #contents = new Map<string, ContentEntry>();
 
   /**
@@ -214,102 +237,170 @@ export class StaticTable {
           `slice ${owner}: static location ${prefix} is already served by ${taken.owner}`,
         );
       }
-      this.#directories.push({
+      const entry: DirectoryEntry = {
         prefix,
         root,
-        realRoot: root ? Deno.realPath(root).catch(() => undefined) : Promise.resolve(undefined),
+        realRoot: undefined,
         defaultFilename: mount.kind === "directory" ? mount.defaultFilename : "",
         owner,
         forward: mount.kind === "proxy" ? mount.forward : undefined,
-      });
+      };
+      if (root) {
+        const real = Deno.realPath(root).catch(() => undefined);
+        entry.realRoot = real;
+        void real.then((path) => entry.realRoot = path);
+      }
+      this.#directories.push(entry);
     }
     // Longest prefix first, so that /ui/docs wins over /ui and / comes last.
     this.#directories.sort((a, b) => b.prefix.length - a.prefix.length);
+    this.#byFirstSegment = Map.groupBy(this.#directories, (d) => firstSegment(d.prefix));
   }
 
-  /** Answers a GET or HEAD request, or returns undefined when no mount covers its path. */
-  async serve(request: Request, pathname: string): Promise<Response | undefined> {
-    const content = this.#contents.size > 0
-      ? this.#contents.get(pathname.replace(/(.)\/+$/, "$1"))
-      : undefined;
-    if (content) {
-      const headers = { "content-type": content.contentType, etag: content.etag };
-      if (notModified(request, content.etag)) return new Response(null, { status: 304, headers });
-      return new Response(request.method === "HEAD" ? null : content.body, { headers });
+  /**
+   * Answers a GET or HEAD request, or returns undefined when no mount covers its path. The
+   * answer is synchronous when it can be (a miss, a file in memory), so that neither costs a
+   * promise.
+   */
+  serve(request: Request, pathname: string): Response | Promise<Response> | undefined {
+    if (this.#contents.size > 0) {
+      const content = this.#contents.get(pathname.replace(/(.)\/+$/, "$1"));
+      if (content) {
+        const headers = { "content-type": content.contentType, etag: content.etag };
+        if (notModified(request, content.etag)) {
+          return new Response(null, { status: 304, headers });
+        }
+        return new Response(request.method === "HEAD" ? null : content.body, { headers });
+      }
     }
-    for (const dir of this.#directories) {
+    const candidates = pathname === "/"
+      ? undefined
+      : this.#byFirstSegment.get(firstSegment(pathname));
+    const root = this.#byFirstSegment.get("/");
+    if (candidates === undefined && root === undefined) return undefined;
+    for (
+      const dir of candidates === undefined ? root! : root ? [...candidates, ...root] : candidates
+    ) {
       const rest = dir.prefix === "/"
         ? pathname
         : pathname === dir.prefix || pathname.startsWith(`${dir.prefix}/`)
         ? pathname.slice(dir.prefix.length)
         : undefined;
       if (rest === undefined) continue;
-      if (dir.forward) return await dir.forward(request);
-      return await this.#serveFile(request, dir, rest) ?? notFound(pathname);
+      if (dir.forward) return dir.forward(request);
+      const realRoot = dir.realRoot;
+      if (realRoot instanceof Promise) {
+        return realRoot.then((real) => this.#serveFile(request, dir, real, rest, pathname));
+      }
+      return this.#serveFile(request, dir, realRoot, rest, pathname);
     }
     return undefined;
   }
 
-  async #serveFile(
+  #serveFile(
     request: Request,
     dir: DirectoryEntry,
+    realRoot: string | undefined,
     rest: string,
-  ): Promise<Response | undefined> {
-    const realRoot = await dir.realRoot;
-    if (!realRoot) return undefined;
+    pathname: string,
+  ): Response | Promise<Response> {
+    if (realRoot === undefined) return notFound(pathname);
     const key = `${dir.prefix}\0${rest}`;
     const now = Date.now();
-    let known = this.#resolved.get(key);
-    let info: Deno.FileInfo;
-    // Synchronous on purpose: a local stat takes microseconds, while each async file call
-    // goes through Deno's blocking thread pool, which cost more than the whole answer.
+    let entry = this.#resolved.get(key);
     try {
-      if (known && known.until > now) {
-        info = Deno.statSync(known.real);
-      } else {
+      if (entry === undefined || entry.until <= now) {
         const found = resolveFile(request, dir, realRoot, rest);
-        if (!found || found instanceof Response) return found;
-        info = found.info;
-        known = { real: found.path, type: contentType(found.path), until: now + RESOLVED_FOR };
-        this.#resolved.delete(key);
-        if (this.#resolved.size >= RESOLVED_PATHS) {
-          this.#resolved.delete(this.#resolved.keys().next().value!);
+        if (found === undefined) {
+          this.#resolved.delete(key);
+          return notFound(pathname);
         }
-        this.#resolved.set(key, known);
+        if (found instanceof Response) return found;
+        entry = this.#remember(key, found.path, found.info, now, undefined);
+      } else if (entry.hits++ < HOT || entry.body === undefined) {
+        // Synchronous on purpose: a local stat takes microseconds, while each async file call
+        // goes through Deno's blocking thread pool, which cost more than the whole answer.
+        entry = this.#remember(key, entry.real, Deno.statSync(entry.real), now, entry);
       }
     } catch {
       this.#resolved.delete(key);
-      return undefined;
+      return notFound(pathname);
     }
+    if (entry === undefined) return notFound(pathname);
+    if (notModified(request, entry.etag)) {
+      return new Response(null, { status: 304, headers: { etag: entry.etag } });
+    }
+    if (request.method === "HEAD") return new Response(null, { headers: entry.headHeaders });
+    if (entry.body !== undefined) return new Response(entry.body, { headers: entry.headers });
+    return Deno.open(entry.real, { read: true }).then(
+      (file) => new Response(file.readable, { headers: entry.headHeaders }),
+      () => notFound(pathname),
+    );
+  }
+
+  /**
+   * Records what `key` resolved to: without `previous` (just resolved) a new window starts;
+   * with it (a check within its window) the window stays, and the file is read again only when
+   * its size or mtime changed. Returns undefined (and forgets the key) for anything but a file.
+   */
+  #remember(
+    key: string,
+    real: string,
+    info: Deno.FileInfo,
+    now: number,
+    previous: FileEntry | undefined,
+  ): FileEntry | undefined {
     if (!info.isFile) {
       this.#resolved.delete(key);
       return undefined;
     }
-    const path = known.real;
-    const mtime = info.mtime?.getTime() ?? 0;
-    const etag = `W/"${info.size.toString(16)}-${mtime.toString(16)}"`;
-    if (notModified(request, etag)) return new Response(null, { status: 304, headers: { etag } });
-    const headers: Record<string, string> = {
-      "content-type": known.type,
-      "content-length": String(info.size),
+    const etag = `W/"${info.size.toString(16)}-${(info.mtime?.getTime() ?? 0).toString(16)}"`;
+    if (previous !== undefined && previous.etag === etag) return previous;
+    const end = previous === undefined ? now + RESOLVED_FOR : previous.until;
+    const type = contentType(real);
+    const entry: FileEntry = {
+      real,
+      type,
+      until: end,
+      hits: 1,
       etag,
-      "cache-control": "no-cache",
+      size: info.size,
+      body: info.size <= SMALL_FILE ? asText(Deno.readFileSync(real)) : undefined,
+      headers: { "content-type": type, etag, "cache-control": "no-cache" },
+      headHeaders: {
+        "content-type": type,
+        "content-length": String(info.size),
+        etag,
+        "cache-control": "no-cache",
+      },
     };
-    if (request.method === "HEAD") return new Response(null, { headers });
-    // Small files in one read, kept while their size and mtime stay the same: a file stream
-    // costs more per request than the file itself.
-    if (info.size <= SMALL_FILE) {
-      let cached = this.#files.get(path);
-      if (!cached || cached.etag !== etag) {
-        cached = { etag, body: Deno.readFileSync(path) };
-        if (this.#files.size >= CACHED_FILES) this.#files.delete(this.#files.keys().next().value!);
-        this.#files.set(path, cached);
-      }
-      return new Response(cached.body, { headers });
+    this.#resolved.delete(key);
+    if (this.#resolved.size >= RESOLVED_PATHS) {
+      this.#resolved.delete(this.#resolved.keys().next().value!);
     }
-    const file = await Deno.open(path, { read: true });
-    return new Response(file.readable, { headers });
+    this.#resolved.set(key, entry);
+    return entry;
   }
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * The bytes as a string when they are UTF-8 (they encode back to the same bytes): Deno sends a
+ * string body as it is, while it copies a byte array for every response.
+ */
+function asText(bytes: Uint8Array<ArrayBuffer>): string | Uint8Array<ArrayBuffer> {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return bytes;
+  }
+}
+
+/** `/a` of `/a/b` and of `/a`; `/` of `/`. */
+function firstSegment(path: string): string {
+  const end = path.indexOf("/", 1);
+  return end < 0 ? path : path.slice(0, end);
 }
 
 /**

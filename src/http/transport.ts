@@ -23,6 +23,8 @@ export interface TransportOptions {
 }
 
 const STREAMS = new WeakSet<Response>();
+/** Whether any response was ever marked: until then no answer needs looking up. */
+let marked = false;
 
 /**
  * Marks a response as a long-lived stream, such as server-sent events, that shutdown ends
@@ -37,6 +39,7 @@ const STREAMS = new WeakSet<Response>();
  * ```
  */
 export function streaming(response: Response): Response {
+  marked = true;
   STREAMS.add(response);
   return response;
 }
@@ -109,11 +112,13 @@ export class HttpTransport {
     const answer = this.#options.handler(request);
     // Most answers are ready at once; only pending ones are counted, so that the common path
     // makes no promise.
-    if (!(answer instanceof Promise)) return STREAMS.has(answer) ? this.#track(answer) : answer;
+    if (!(answer instanceof Promise)) {
+      return marked && STREAMS.has(answer) ? this.#track(answer) : answer;
+    }
     this.#inFlight++;
     return answer.then((response) => {
       this.#inFlight--;
-      return STREAMS.has(response) ? this.#track(response) : response;
+      return marked && STREAMS.has(response) ? this.#track(response) : response;
     }, (error) => {
       this.#inFlight--;
       throw error;

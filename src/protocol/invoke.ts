@@ -12,6 +12,12 @@ import type { Logger } from "../log.ts";
 import { QUERY_OPERATIONS, zodOf } from "./method.ts";
 import type { Route } from "./routes.ts";
 
+/** A query string with nothing to decode: no escapes, no `+` for spaces. */
+const PLAIN_QUERY = /^[^%+]*$/;
+
+/** Any character that is not white space (what `trim()` keeps). */
+const NOT_BLANK = /\S/;
+
 /** What a call is made of. */
 export interface CallInput {
   /** HTTP method, for logs. */
@@ -195,8 +201,27 @@ export class Invoker {
 
   #decodeQuery(search: string): Record<string, unknown> {
     if (search.length <= 1) return {};
-    const params = new URLSearchParams(search);
     const out: Record<string, unknown> = {};
+    if (PLAIN_QUERY.test(search)) {
+      // Nothing to decode: splitting gives what URLSearchParams gives, without its iterators,
+      // which were the largest share of a query endpoint's JavaScript time.
+      for (const pair of search.slice(search.charCodeAt(0) === 63 ? 1 : 0).split("&")) {
+        if (pair === "") continue;
+        const eq = pair.indexOf("=");
+        const key = eq < 0 ? pair : pair.slice(0, eq);
+        const value = eq < 0 ? "" : pair.slice(eq + 1);
+        const seen = Object.hasOwn(out, key) ? out[key] : undefined;
+        if (seen === undefined) {
+          out[key] = this.#arrayKeys.has(key) ? [value] : value;
+        } else if (Array.isArray(seen)) {
+          seen.push(value);
+        } else {
+          out[key] = [seen, value];
+        }
+      }
+      return out;
+    }
+    const params = new URLSearchParams(search);
     for (const key of new Set(params.keys())) {
       const values = params.getAll(key);
       out[key] = values.length > 1 || this.#arrayKeys.has(key) ? values : values[0];
@@ -205,7 +230,8 @@ export class Invoker {
   }
 
   #decodeBody(text: string): { args: Record<string, unknown> } | Outcome {
-    if (text.trim() === "") return { args: {} };
+    // A test, not trim(): trimming copies the whole body.
+    if (!NOT_BLANK.test(text)) return { args: {} };
     let body: unknown;
     try {
       body = JSON.parse(text);
