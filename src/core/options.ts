@@ -79,8 +79,7 @@ export function registerCoreOptions(config: Config): void {
     sandbox_log_rate: {
       type: "int",
       default: 1000,
-      help:
-        "log records per second a sandboxed extension may write; more are dropped and counted",
+      help: "log records per second a sandboxed extension may write; more are dropped and counted",
     },
     sandbox_request_timeout: {
       type: "duration",
