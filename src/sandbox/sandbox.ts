@@ -336,6 +336,7 @@ export class Sandbox {
   #logWindow = 0;
   #logCount = 0;
   #logDropped = 0;
+  #logTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Whether one more log record of this guest may be written this second: a guest writing a
@@ -345,18 +346,24 @@ export class Sandbox {
   #logBudget(): boolean {
     const second = Math.floor(Date.now() / 1000);
     if (second !== this.#logWindow) {
-      if (this.#logDropped > 0) {
-        this.#log.warning(
-          `extension ${this.name} logged too much: ${this.#logDropped} record(s) dropped (server.sandbox_log_rate = ${this.#logRate}/s)`,
-        );
-      }
+      this.#reportDropped();
       this.#logWindow = second;
       this.#logCount = 0;
-      this.#logDropped = 0;
     }
     if (++this.#logCount <= this.#logRate) return true;
-    this.#logDropped++;
+    // The first record dropped this second: say how many were, once the second is over.
+    if (this.#logDropped++ === 0) {
+      this.#logTimer = setTimeout(() => this.#reportDropped(), 1000 - (Date.now() % 1000));
+    }
     return false;
+  }
+
+  #reportDropped(): void {
+    if (this.#logDropped === 0) return;
+    this.#log.warning(
+      `extension ${this.name} logged too much: ${this.#logDropped} record(s) dropped (server.sandbox_log_rate = ${this.#logRate}/s)`,
+    );
+    this.#logDropped = 0;
   }
 
   /** A log source a guest names: its own extension or one of its slices, nothing else. */
@@ -546,6 +553,7 @@ export class Sandbox {
   /** Ends the guest. */
   terminate(): void {
     this.#ended = true;
+    clearTimeout(this.#logTimer);
     this.#unwatch?.();
     this.#unwatch = undefined;
     this.#link?.terminate();
