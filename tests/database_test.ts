@@ -320,9 +320,8 @@ if (withPostgres) {
       root.path,
       config,
       { slow: BASE_MIGRATIONS },
-      `
-[database]
-statement_timeout = 0.5
+      // The [database] section is the config's last: this option joins it.
+      `statement_timeout = 0.5
 `,
     );
     const answer = await post(`${test.url}/api/v2/slow/sql`, { sql: "select pg_sleep(30)" });
