@@ -82,7 +82,11 @@ export class Server {
     registerDatabaseOptions(this.config);
   }
 
-  /** `core.database`'s host of extensions' statements (what a sandbox channel hands them to). */
+  /**
+   * `core.database` (its `host` runs extensions' statements; a sandbox's channel hands them to it).
+   *
+   * @ignore internal to the server and its sandboxes
+   */
   get database(): DatabaseSlice | undefined {
     return this.#database;
   }

@@ -4,20 +4,19 @@
  *
  * @module
  */
-import type { Kysely } from "kysely";
 import { DatabaseError } from "../errors.ts";
 
 /**
- * One migration: Kysely's `Migration` shape (`kysely/migration`). `up` gets a Kysely inside the
- * migration's transaction; `down` is never run by the server (rolling back is restoring a backup).
+ * One migration: Kysely's `Migration` shape (`kysely/migration`). `up` gets a Kysely (as Kysely's
+ * own `Migration` types it, `Kysely<any>`) inside the migration's transaction; `down` is never run by the server (rolling back is restoring a backup).
  */
 export interface Migration {
   /** Changes the schema (and data) forward. */
   // deno-lint-ignore no-explicit-any
-  up(db: Kysely<any>): Promise<void>;
+  up(db: any): Promise<void>;
   /** Not used by the server; kept so that Kysely migration files work unchanged. */
   // deno-lint-ignore no-explicit-any
-  down?(db: Kysely<any>): Promise<void>;
+  down?(db: any): Promise<void>;
 }
 
 /** What `application.registerMigrations` takes: migrations by name, applied in name order. */

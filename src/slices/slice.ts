@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Kysely } from "kysely";
+import type { Database } from "../database/kysely_type.ts";
 import type { Config } from "../config/config.ts";
 import { SliceError } from "../errors.ts";
 import { Logger } from "../log.ts";
@@ -62,7 +62,7 @@ export interface SliceInternals {
   deadline: number;
   /** The extension's Kysely, set by core.database when the slice lists it (see `database`). */
   // deno-lint-ignore no-explicit-any
-  database: Kysely<any> | undefined;
+  database: Database<any> | undefined;
 }
 
 /** Symbol under which a slice keeps its internals; not part of the public API. */
@@ -166,8 +166,9 @@ export class ServerSlice<DB = any> {
    * from `prestart` on in a slice that lists `core.database` in `getDependencies()`.
    *
    * @throws {SliceError} `slice.database` when the slice does not list core.database
+   * @ignore Its type is Kysely's (npm `kysely`), whose own documentation is at https://kysely.dev.
    */
-  get database(): Kysely<DB> {
+  get database(): Database<DB> {
     const database = this.#internals.database;
     if (!database) {
       throw new SliceError(
@@ -175,7 +176,7 @@ export class ServerSlice<DB = any> {
         `slice ${this.name}: this.database needs core.database in getDependencies(); it is set from prestart on`,
       );
     }
-    return database as Kysely<DB>;
+    return database as Database<DB>;
   }
 
   /** Slices that must start before this one (and stop after it). */

@@ -6,17 +6,8 @@
  * @module
  */
 import { type ApplicationContext, handle, type Output, ServerSlice } from "@inmanta/server";
-import { greet } from "./api.ts";
-
-/** `GET /api/v2/greetings` answers how many greetings were served, ever (from the database). */
-export const greetings = method({
-  path: "/greetings",
-  operation: "GET",
-  apiVersion: 2,
-  returns: z.object({ total: z.number() }),
-  clientTypes: ["api"],
-  summary: "How many greetings this server has served, across restarts",
-});
+import type { Kysely } from "kysely";
+import { greet, greetings } from "./api.ts";
 
 /** The tables of the extension's database, as its migrations create them. */
 export interface GreeterTables {
@@ -58,7 +49,7 @@ export class GreeterSlice extends ServerSlice<GreeterTables> {
   }
 
   @handle(greetings)
-  async greetings(): Promise<{ total: number }> {
+  async greetings(): Promise<Output<typeof greetings.returns>> {
     const row = await this.database.selectFrom("counter").select("total").where("id", "=", 1)
       .executeTakeFirstOrThrow();
     return { total: Number(row.total) };
@@ -69,7 +60,7 @@ export class GreeterSlice extends ServerSlice<GreeterTables> {
 export function setup(application: ApplicationContext): void {
   application.registerMigrations({
     "0001_counter": {
-      async up(db) {
+      async up(db: Kysely<GreeterTables>) {
         await db.schema.createTable("counter")
           .addColumn("id", "integer", (c) => c.primaryKey())
           .addColumn("total", "integer", (c) => c.notNull())
