@@ -20,7 +20,8 @@ const DURATION = QUICK ? "1s" : "5s";
 const ROUNDS = QUICK ? 1 : 3;
 const ROWS = 10_000;
 
-const EXTENSION = `import { handle, method, ServerSlice, z } from "@inmanta/server";
+const EXTENSION = `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 export const item = method({
   path: "/bench/items/:name", operation: "GET", apiVersion: 2,
   args: z.object({ name: z.string() }),
