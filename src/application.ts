@@ -4,6 +4,7 @@
  * @module
  */
 import type { Config, OptionSpec } from "./config/config.ts";
+import { addMigrations, type Migrations } from "./database/migration_check.ts";
 import { ExtensionError, SliceError } from "./errors.ts";
 import { FeatureManager } from "./features.ts";
 import { ServerSlice } from "./slices/slice.ts";
@@ -20,6 +21,11 @@ export interface ApplicationContext {
   setFeatureManager(featureManager: FeatureManager): void;
   /** Declares typed options of `section` with defaults and help text. */
   registerDefaultOptions(section: string, options: Record<string, OptionSpec>): void;
+  /**
+   * The extension's database migrations (Kysely `Migration` objects by name, applied in name
+   * order by core.database before the extension's slices start). May be called more than once.
+   */
+  registerMigrations(migrations: Migrations): void;
 }
 
 /** What every extension's context writes to: the slices and feature manager of one server. */
@@ -29,6 +35,7 @@ export class Registry {
   readonly #byName = new Map<string, { slice: ServerSlice; extension: string }>();
   #featureManager: FeatureManager = new FeatureManager();
   #featureOwner: string | undefined;
+  readonly #migrations = new Map<string, Migrations>();
 
   /** @param config the server's configuration */
   constructor(readonly config: Config) {}
@@ -57,7 +64,17 @@ export class Registry {
       setFeatureManager: (fm) => this.#setFeatureManager(fm, extensionName),
       registerDefaultOptions: (section, options) =>
         this.config.registerDefaultOptions(section, options),
+      registerMigrations: (migrations) => {
+        const into = this.#migrations.get(extensionName) ?? {};
+        addMigrations(extensionName, into, migrations);
+        this.#migrations.set(extensionName, into);
+      },
     };
+  }
+
+  /** The migrations extension `extension` registered in this process, if any. */
+  migrations(extension: string): Migrations | undefined {
+    return this.#migrations.get(extension);
   }
 
   /** Forgets the slices of an extension whose loading failed (boot_failure = continue). */
@@ -67,6 +84,7 @@ export class Registry {
     }
     const kept = this.slices.filter((s) => this.#byName.get(s.name)?.slice === s);
     this.slices.splice(0, this.slices.length, ...kept);
+    this.#migrations.delete(extension);
     if (this.#featureOwner === extension) {
       this.#featureOwner = undefined;
       this.#featureManager = new FeatureManager();

@@ -88,3 +88,9 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/**
+ * The database refused or failed something: a statement (timed out, refused, failed), a
+ * migration, the provisioning of an extension's schema. The message names the extension.
+ */
+export class DatabaseError extends InmantaError {}

@@ -22,6 +22,8 @@
 // imports of the library need no read permission, and `@inmanta/server/zod` is one of them.
 import "./zod.ts";
 export type { ApplicationContext } from "./application.ts";
+export type { Migration, Migrations } from "./database/migration_check.ts";
+
 export {
   Config,
   type EnvReader,

@@ -8,6 +8,9 @@ import type { Authenticator } from "./auth/auth.ts";
 import { registerAuthOptions } from "./auth/options.ts";
 import type { Config } from "./config/config.ts";
 import { registerCoreOptions } from "./core/options.ts";
+import type { DatabaseSlice } from "./database/database_slice.ts";
+import type { MigrationOutcome } from "./database/migrations.ts";
+import { registerDatabaseOptions } from "./database/options.ts";
 import type { CoreView } from "./core/slices.ts";
 import { ConfigError, InmantaError, OwnershipError } from "./errors.ts";
 import { resolve } from "node:path";
@@ -76,6 +79,16 @@ export class Server {
     this.#registry = new Registry(this.config);
     registerCoreOptions(this.config);
     registerAuthOptions(this.config);
+    registerDatabaseOptions(this.config);
+  }
+
+  /**
+   * `core.database` (its `host` runs extensions' statements; a sandbox's channel hands them to it).
+   *
+   * @ignore internal to the server and its sandboxes
+   */
+  get database(): DatabaseSlice | undefined {
+    return this.#database;
   }
 
   /** Current state. */
@@ -197,6 +210,7 @@ export class Server {
       this.#state = "running";
     } catch (error) {
       this.#state = "failed";
+      await this.#database?.stop().catch(() => {});
       await this.#transport?.close();
       this.#loader?.close();
       throw error;
@@ -204,6 +218,7 @@ export class Server {
   }
 
   #openApi?: typeof openApiDocument;
+  #database: DatabaseSlice | undefined;
 
   /**
    * Collects the routes and checks URL and static-location ownership in registration order (core
@@ -242,6 +257,17 @@ export class Server {
     const view = this.#coreView();
     this.#registry.register(new TransportSlice(view), "core");
     this.#registry.register(new CoreServerSlice(view), "core");
+    const { DatabaseSlice } = await import("./database/database_slice.ts");
+    this.#database = new DatabaseSlice({
+      slices: () => this.#registry.slices,
+      extensions: () => this.#extensions.filter((e) => e.status !== "failed"),
+      migrations: (extension) => this.#registry.migrations(extension),
+      migrateRemote: (extension, dialect) =>
+        (this.#loader as Partial<RemoteMigrator> | undefined)?.migrate?.(extension, dialect),
+      bootFailure: (extension) => this.#bootFailure(extension),
+      address: () => (this.addresses.length > 0 ? this.url : "starting"),
+    });
+    this.#registry.register(this.#database, "core");
     this.#extensions.push({
       name: "core",
       version: VERSION,
@@ -329,7 +355,9 @@ export class Server {
           permissions,
           status,
           ...(failure ? { failure } : {}),
+          schema_version: this.#database?.schemaVersion(name) ?? null,
         })),
+        ...(this.#database?.instances() ? { instances: this.#database.instances() } : {}),
         slices: this.slices.map((s) => ({
           name: s.name,
           status: s.status,
@@ -401,6 +429,14 @@ export class Server {
     this.#state = "stopped";
     this.logger.info("server stopped");
   }
+}
+
+/**
+ * What an extension host offers when it can run a sandboxed extension's migrations in its
+ * sandbox (the code of the migrations lives there).
+ */
+interface RemoteMigrator {
+  migrate(extension: string, dialect: "sqlite" | "postgres"): Promise<MigrationOutcome>;
 }
 
 /** The certificate and key of `server.ssl_cert_file` / `server.ssl_key_file`, when both are set. */

@@ -83,6 +83,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     "extension_path =",
     `enabled_extensions = ${extensions.map((e) => e.name).join(",")}`,
   ];
+  // Extensions' embedded databases go to a folder of this server's own, removed on stop.
+  const stateDir = await Deno.makeTempDir({ prefix: "inmanta-state-" }).catch(() => undefined);
+  if (stateDir) lines.push(`state_dir = ${stateDir}`);
   const modules: Record<string, TestExtension["module"]> = {};
   for (const extension of extensions) {
     lines.push(`[extension.${extension.name}]`);
@@ -105,15 +108,26 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const logger = new Logger("silent");
   const logs = logger.capture();
   const server = new Server({ config, logger, modules });
-  await server.start();
+  const removeState = () =>
+    stateDir ? Deno.remove(stateDir, { recursive: true }).catch(() => {}) : Promise.resolve();
+  try {
+    await server.start();
+  } catch (error) {
+    await removeState();
+    throw error;
+  }
   // In a test, an extension that failed in its sandbox is an error, not a degraded server.
   const failed = server.extensions.filter((e) => e.status === "failed");
   if (failed.length > 0) {
     await server.stop();
+    await removeState();
     throw new Error(failed.map((e) => e.failure ?? `extension ${e.name} failed`).join("; "));
   }
   const url = server.url;
-  const stop = () => server.stop();
+  const stop = async () => {
+    await server.stop();
+    await removeState();
+  };
   return { server, url, client: new Client(url), logs, stop, [Symbol.asyncDispose]: stop };
 }
 

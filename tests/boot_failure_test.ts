@@ -85,6 +85,7 @@ Deno.test("boot_failure per extension: one continues, the default still aborts",
       permissions: "",
       status: "failed",
       failure: "extension nosetup: setup failed: no config",
+      schema_version: null,
     },
   );
   assert.deepEqual((await getJson(`${test.url}/api/v2/ping`)).body, { data: "pong" });

@@ -80,6 +80,7 @@ export function setup(app) {
       isolation: "none",
       permissions: "all of the server's",
       status: "loaded",
+      schema_version: null,
     },
     {
       name: "feat",
@@ -88,6 +89,7 @@ export function setup(app) {
       isolation: "process",
       permissions: `read=${root.path}/inmanta_ext/feat`,
       status: "loaded",
+      schema_version: null,
     },
   ]);
   assert.deepEqual(data.slices, [
@@ -98,6 +100,7 @@ export function setup(app) {
       dependencies: ["core.transport"],
       dependedBy: [],
     },
+    { name: "core.database", status: "started", dependencies: [], dependedBy: [] },
     { name: "feat.main", status: "started", dependencies: [], dependedBy: [] },
   ]);
   assert.deepEqual(data.features, [

@@ -274,6 +274,7 @@ Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by D
     isolation: "process",
     permissions: `import=127.0.0.1:${listener.addr.port}`,
     status: "loaded",
+    schema_version: null,
   });
   // A sandboxed module that cannot be imported stops start-up by default, naming it...
   await assert.rejects(

@@ -30,7 +30,10 @@ export interface TestServerOptions {
 
 /** Builds a server on port 0 with test defaults; starts it unless `start: false`. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  // Extensions' embedded databases go to a folder of this server's own, removed on stop.
+  const stateDir = await Deno.makeTempDir({ prefix: "inmanta-state-" });
   const defaults = `[server]
+state_dir = ${stateDir}
 bind_address = 127.0.0.1
 bind_port = 0
 enabled_extensions = ${(options.enable ?? []).join(",")}
@@ -50,8 +53,18 @@ ${
   const logger = new Logger("silent");
   const logs = logger.capture();
   const server = new Server({ config, logger });
-  if (options.start ?? true) await server.start();
-  const stop = () => server.stop();
+  const stop = async () => {
+    await server.stop();
+    await Deno.remove(stateDir, { recursive: true }).catch(() => {});
+  };
+  if (options.start ?? true) {
+    try {
+      await server.start();
+    } catch (error) {
+      await Deno.remove(stateDir, { recursive: true }).catch(() => {});
+      throw error;
+    }
+  }
   return {
     server,
     get url() {
@@ -161,21 +174,29 @@ export interface Running {
   stderr(): string;
 }
 
-/** The serve task's flags, with `extraRead` added to what it may read. */
-export function serveFlags(extraRead: string[]): string[] {
-  return SERVE_FLAGS.map((f) =>
-    f.startsWith("--allow-read=") && extraRead.length ? `${f},${extraRead.join(",")}` : f
-  );
+/** The serve task's flags, with `extraRead` added to what it may read (and `extraWrite` write). */
+export function serveFlags(extraRead: string[], extraWrite: string[] = []): string[] {
+  return SERVE_FLAGS.map((f) => {
+    if (f.startsWith("--allow-read=") && extraRead.length) return `${f},${extraRead.join(",")}`;
+    if (f.startsWith("--allow-write=") && extraWrite.length) return `${f},${extraWrite.join(",")}`;
+    return f;
+  });
 }
 
 /** Runs `main.ts` as `deno task serve` does, with `extraRead` added to what it may read. */
 export function serve(
   args: string[],
   extraRead: string[] = [],
-  extra: { env?: Record<string, string>; flags?: string[] } = {},
+  extra: { env?: Record<string, string>; flags?: string[]; write?: string[] } = {},
 ): Running {
   const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...serveFlags(extraRead), ...(extra.flags ?? []), "main.ts", ...args],
+    args: [
+      "run",
+      ...serveFlags(extraRead, extra.write),
+      ...(extra.flags ?? []),
+      "main.ts",
+      ...args,
+    ],
     cwd: PROJECT,
     stdout: "piped",
     stderr: "piped",

@@ -62,6 +62,7 @@ for (const isolation of MODES) {
     assert.deepEqual(test.server.slices.map((s) => s.name), [
       "core.transport",
       "core.server",
+      "core.database",
       "ord.b",
       "ord.c",
       "ord.d",

@@ -23,7 +23,14 @@ export const serverStatus = method({
       permissions: z.string(),
       status: z.string(),
       failure: z.string().optional(),
+      schema_version: z.string().nullable(),
     })),
+    instances: z.array(z.object({
+      id: z.string(),
+      address: z.string(),
+      started: z.string(),
+      last_heartbeat: z.string(),
+    })).optional(),
     slices: z.array(z.object({
       name: z.string(),
       status: z.string(),

@@ -15,7 +15,17 @@ export interface ScheduleOptions {
   initialDelay?: number;
   /** Stop planning runs at prestop (default) rather than at stop. */
   cancelOnStop?: boolean;
+  /** The task's name (default: the function's); names a cluster task across instances. */
+  name?: string;
+  /**
+   * `instance` (default): every server instance runs the task. `cluster`: of the instances that
+   * share a PostgreSQL, one runs each tick; on the embedded database this is `instance`.
+   */
+  scope?: "instance" | "cluster";
 }
+
+/** Decides whether this instance runs this tick of a cluster task (see core.database). */
+export type ClusterClaim = (task: string) => Promise<boolean>;
 
 /** What a scheduled task looks like from outside, for status pages. */
 export interface ScheduledTaskInfo {
@@ -48,6 +58,7 @@ export class TaskScheduler {
   readonly #running = new Set<Promise<unknown>>();
   readonly #abort = new AbortController();
   #closed = false;
+  #claim: ClusterClaim | undefined;
 
   /** @param logger gives the logger that errors of tasks are written to */
   constructor(logger: () => Logger) {
@@ -59,10 +70,25 @@ export class TaskScheduler {
     return this.#abort.signal;
   }
 
+  /** Sets who decides cluster tasks' ticks; without one, this instance runs them all. */
+  setClusterClaim(claim: ClusterClaim): void {
+    this.#claim = claim;
+  }
+
   /** Runs `fn` every `interval` seconds, never overlapping itself. */
   interval(fn: () => unknown, interval: number, options: ScheduleOptions = {}): void {
     if (!(interval > 0)) throw new RangeError(`schedule interval must be > 0, got ${interval}`);
     const info = this.#info(fn, `every ${interval}s`);
+    if (options.name) info.name = options.name;
+    if (options.scope === "cluster") {
+      const task = fn;
+      fn = async () => {
+        if (this.#claim && !(await this.#claim(info.name))) return;
+        await task();
+      };
+    } else if (options.scope !== undefined && options.scope !== "instance") {
+      throw new RangeError(`schedule scope must be instance or cluster, got ${options.scope}`);
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     let cancelled = false;
     const plan = (delaySeconds: number) => {

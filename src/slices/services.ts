@@ -42,8 +42,12 @@ export function service<This, A extends unknown[], R>(
 
 /** Whether `member` of `slice` is a method marked with {@link service}. */
 export function isService(slice: object, member: string): boolean {
-  const value = (slice as Record<string, unknown>)[member];
-  return typeof value === "function" && SERVICES.has(value);
+  // Read through descriptors: a getter (such as `database`) is never a service, and is not run.
+  for (let o: object | null = slice; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    const descriptor = Object.getOwnPropertyDescriptor(o, member);
+    if (descriptor) return typeof descriptor.value === "function" && SERVICES.has(descriptor.value);
+  }
+  return false;
 }
 
 /** The names of the methods of `slice` marked with {@link service}. */

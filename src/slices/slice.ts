@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Database } from "../database/kysely_type.ts";
 import type { Config } from "../config/config.ts";
 import { SliceError } from "../errors.ts";
 import { Logger } from "../log.ts";
@@ -59,6 +60,9 @@ export interface SliceInternals {
   serve(from: string, member: string, args: unknown[]): Promise<unknown>;
   /** The deadline (ms since epoch) of the lifecycle phase running now. */
   deadline: number;
+  /** The extension's Kysely, set by core.database when the slice lists it (see `database`). */
+  // deno-lint-ignore no-explicit-any
+  database: Database<any> | undefined;
 }
 
 /** Symbol under which a slice keeps its internals; not part of the public API. */
@@ -77,7 +81,8 @@ export const INTERNALS: unique symbol = Symbol("inmanta.slice.internals");
  * new GreeterSlice("new_extension.greeter");
  * ```
  */
-export class ServerSlice {
+// deno-lint-ignore no-explicit-any
+export class ServerSlice<DB = any> {
   /** `<extension>.<slice>`. */
   readonly name: string;
   /** The extension part of the name. */
@@ -108,6 +113,7 @@ export class ServerSlice {
       onMount: undefined,
       mount: (mount) => this.#mount(mount),
       failure: undefined,
+      database: undefined,
       attach: (logger) => {
         this.#logger = logger;
       },
@@ -155,6 +161,24 @@ export class ServerSlice {
     return this.#internals.scheduler.signal;
   }
 
+  /**
+   * The extension's own database, a Kysely typed by the slice (`extends ServerSlice<MyTables>`),
+   * from `prestart` on in a slice that lists `core.database` in `getDependencies()`.
+   *
+   * @throws {SliceError} `slice.database` when the slice does not list core.database
+   * @ignore Its type is Kysely's (npm `kysely`), whose own documentation is at https://kysely.dev.
+   */
+  get database(): Database<DB> {
+    const database = this.#internals.database;
+    if (!database) {
+      throw new SliceError(
+        "slice.database",
+        `slice ${this.name}: this.database needs core.database in getDependencies(); it is set from prestart on`,
+      );
+    }
+    return database as Database<DB>;
+  }
+
   /** Slices that must start before this one (and stop after it). */
   getDependencies(): string[] {
     return [];
@@ -180,10 +204,15 @@ export class ServerSlice {
   /**
    * Runs `fn` every `intervalSeconds`, never overlapping itself; errors are logged. The first
    * run is after `initialDelay` seconds (default: the interval). With `cancelOnStop` (default)
-   * no run starts after prestop; otherwise runs go on until stop.
+   * no run starts after prestop; otherwise runs go on until stop. With `scope: "cluster"` one
+   * instance of those sharing a PostgreSQL runs each tick (on the embedded database, this one).
    */
   schedule(fn: () => unknown, intervalSeconds: number, options: ScheduleOptions = {}): void {
-    this.#internals.scheduler.interval(fn, intervalSeconds, options);
+    this.#internals.scheduler.interval(fn, intervalSeconds, {
+      ...options,
+      // A cluster task is known to every instance by its slice and name.
+      name: options.name ?? (fn.name || undefined),
+    });
   }
 
   /** Runs `fn` on a cron expression (five or six fields); runs never overlap. */

@@ -18,3 +18,13 @@ export const greet = method({
   clientTypes: ["api"],
   summary: "Greet someone",
 });
+
+/** `GET /api/v2/greetings` answers how many greetings were served, ever (kept in the database). */
+export const greetings = method({
+  path: "/greetings",
+  operation: "GET",
+  apiVersion: 2,
+  returns: z.object({ total: z.number() }),
+  clientTypes: ["api"],
+  summary: "How many greetings this server has served, across restarts",
+});

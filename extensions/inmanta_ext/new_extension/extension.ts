@@ -1,19 +1,27 @@
 /**
- * The example extension: one slice with one endpoint, one static folder and one scheduled task.
- * Copy it to start an extension of your own.
+ * The example extension: one slice with two endpoints, one static folder, one scheduled task,
+ * and a counter of greetings kept in its own database (`this.database`, a Kysely). Copy it to
+ * start an extension of your own.
  *
  * @module
  */
 import { type ApplicationContext, handle, type Output, ServerSlice } from "@inmanta/server";
-import { greet } from "./api.ts";
+import type { Kysely } from "kysely";
+import { greet, greetings } from "./api.ts";
 
-/** Greets, serves its static page under /greeter/ and reports how many greetings it served. */
-export class GreeterSlice extends ServerSlice {
+/** The tables of the extension's database, as its migrations create them. */
+export interface GreeterTables {
+  /** One row: the greetings served so far. */
+  counter: { id: number; total: number };
+}
+
+/** Greets, serves its static page under /greeter/ and counts greetings in its database. */
+export class GreeterSlice extends ServerSlice<GreeterTables> {
   #served = 0;
   #reported = 0;
 
   override getDependencies(): string[] {
-    return ["core.server"];
+    return ["core.server", "core.database"];
   }
 
   override start(): void {
@@ -31,12 +39,35 @@ export class GreeterSlice extends ServerSlice {
   @handle(greet)
   greet({ name, shout }: Output<typeof greet.args>): Output<typeof greet.returns> {
     this.#served++;
+    // Counted after the answer: a database hiccup is logged, never a failed greeting.
+    this.addBackgroundTask(() =>
+      this.database.updateTable("counter").set((eb) => ({ total: eb("total", "+", 1) }))
+        .where("id", "=", 1).execute()
+    );
     const message = `hello ${name}`;
     return { message: shout ? message.toUpperCase() : message };
   }
+
+  @handle(greetings)
+  async greetings(): Promise<Output<typeof greetings.returns>> {
+    const row = await this.database.selectFrom("counter").select("total").where("id", "=", 1)
+      .executeTakeFirstOrThrow();
+    return { total: Number(row.total) };
+  }
 }
 
-/** Registers the greeter slice. */
+/** Registers the greeter slice and the migrations of its database. */
 export function setup(application: ApplicationContext): void {
+  application.registerMigrations({
+    "0001_counter": {
+      async up(db: Kysely<GreeterTables>) {
+        await db.schema.createTable("counter")
+          .addColumn("id", "integer", (c) => c.primaryKey())
+          .addColumn("total", "integer", (c) => c.notNull())
+          .execute();
+        await db.insertInto("counter").values({ id: 1, total: 0 }).execute();
+      },
+    },
+  });
   application.registerSlice(new GreeterSlice("new_extension.greeter"));
 }

@@ -41,6 +41,7 @@ function renderExtensions(extensions) {
     extensions.map((e) => [
       el("th", { scope: "row" }, e.name),
       el("td", {}, e.version),
+      el("td", { class: "schema" }, e.schema_version ?? "—"),
       el("td", {}, el("code", {}, e.source)),
       el("td", {}, e.isolation),
       el("td", {}, el("code", {}, e.permissions)),
