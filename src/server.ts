@@ -9,7 +9,6 @@ import { registerAuthOptions } from "./auth/options.ts";
 import type { Config } from "./config/config.ts";
 import { registerCoreOptions } from "./core/options.ts";
 import type { DatabaseSlice } from "./database/database_slice.ts";
-import type { MigrationOutcome } from "./database/migrations.ts";
 import { registerDatabaseOptions } from "./database/options.ts";
 import type { CoreView } from "./core/slices.ts";
 import { ConfigError, InmantaError, OwnershipError } from "./errors.ts";
@@ -147,6 +146,7 @@ export class Server {
         log: this.logger,
         callService: (from, to, member, args) => callService(lookup, from, to, member, args),
         sliceNames: () => this.#registry.slices.map((s) => s.name),
+        database: () => this.#database?.host,
       });
       const { buildApp } = await import("./http/api.ts");
       this.#openApi = (await import("./protocol/openapi.ts")).openApiDocument;
@@ -262,8 +262,8 @@ export class Server {
       slices: () => this.#registry.slices,
       extensions: () => this.#extensions.filter((e) => e.status !== "failed"),
       migrations: (extension) => this.#registry.migrations(extension),
-      migrateRemote: (extension, dialect) =>
-        (this.#loader as Partial<RemoteMigrator> | undefined)?.migrate?.(extension, dialect),
+      migrateRemote: (extension, dialect) => this.#loader?.migrate(extension, dialect),
+      remoteMigrations: (extension) => this.#loader?.hasMigrations(extension) ?? false,
       bootFailure: (extension) => this.#bootFailure(extension),
       address: () => (this.addresses.length > 0 ? this.url : "starting"),
     });
@@ -429,14 +429,6 @@ export class Server {
     this.#state = "stopped";
     this.logger.info("server stopped");
   }
-}
-
-/**
- * What an extension host offers when it can run a sandboxed extension's migrations in its
- * sandbox (the code of the migrations lives there).
- */
-interface RemoteMigrator {
-  migrate(extension: string, dialect: "sqlite" | "postgres"): Promise<MigrationOutcome>;
 }
 
 /** The certificate and key of `server.ssl_cert_file` / `server.ssl_key_file`, when both are set. */

@@ -88,6 +88,7 @@ async function serve(
   config: string,
   stores: Record<string, MigrationBodies>,
   extra = "",
+  isolation: "none" | "worker" | "process" = "none",
 ) {
   for (const [name, migrations] of Object.entries(stores)) {
     await writeExtension(root, name, store(name, migrations));
@@ -95,7 +96,7 @@ async function serve(
   return await startTestServer({
     roots: [root],
     enable: Object.keys(stores),
-    isolation: "none",
+    isolation,
     config: config + extra,
   });
 }
@@ -109,29 +110,31 @@ async function post(url: string, body: unknown) {
 }
 
 for (const engine of ENGINES) {
-  Deno.test(`[${engine.name}] rows survive a restart; serverstatus shows schema_version`, async () => {
-    await using root = await tempDir();
-    await using state = await tempDir();
-    const { config } = await engine.fresh(state.path);
-    {
-      await using test = await serve(root.path, config, { shop: BASE_MIGRATIONS });
-      assert.equal((await post(`${test.url}/api/v2/shop/items`, { name: "apple" })).status, 200);
-      const status = await getJson(`${test.url}/api/v1/serverstatus`);
-      const shop = (status.body.data as { extensions: Record<string, unknown>[] }).extensions
-        .find((e) => e.name === "shop")!;
-      assert.equal(shop.schema_version, "0002_count");
-      const core = (status.body.data as { extensions: Record<string, unknown>[] }).extensions
-        .find((e) => e.name === "core")!;
-      assert.equal(core.schema_version, null);
-      assert.doesNotMatch(JSON.stringify(status.body), /password/);
-    }
-    await using again = await serve(root.path, config, { shop: BASE_MIGRATIONS });
-    assert.deepEqual((await getJson(`${again.url}/api/v2/shop/items`)).body.data, ["apple"]);
-    assert.ok(
-      !again.logs.some((l) => l.message.includes("applied migrations")),
-      "nothing applied twice",
-    );
-  });
+  for (const isolation of ["none", "worker", "process"] as const) {
+    Deno.test(`[${engine.name}] [isolation=${isolation}] rows survive a restart; serverstatus shows schema_version`, async () => {
+      await using root = await tempDir();
+      await using state = await tempDir();
+      const { config } = await engine.fresh(state.path);
+      {
+        await using test = await serve(root.path, config, { shop: BASE_MIGRATIONS }, "", isolation);
+        assert.equal((await post(`${test.url}/api/v2/shop/items`, { name: "apple" })).status, 200);
+        const status = await getJson(`${test.url}/api/v1/serverstatus`);
+        const shop = (status.body.data as { extensions: Record<string, unknown>[] }).extensions
+          .find((e) => e.name === "shop")!;
+        assert.equal(shop.schema_version, "0002_count");
+        const core = (status.body.data as { extensions: Record<string, unknown>[] }).extensions
+          .find((e) => e.name === "core")!;
+        assert.equal(core.schema_version, null);
+        assert.doesNotMatch(JSON.stringify(status.body), /password/);
+      }
+      await using again = await serve(root.path, config, { shop: BASE_MIGRATIONS }, "", isolation);
+      assert.deepEqual((await getJson(`${again.url}/api/v2/shop/items`)).body.data, ["apple"]);
+      assert.ok(
+        !again.logs.some((l) => l.message.includes("applied migrations")),
+        "nothing applied twice",
+      );
+    });
+  }
 
   Deno.test(`[${engine.name}] each extension has its own database`, async () => {
     await using root = await tempDir();
@@ -218,28 +221,32 @@ boot_failure = continue
   });
 }
 
-Deno.test("the example extension counts greetings in its database", async () => {
-  await using state = await tempDir();
-  const start = () =>
-    startTestServer({
-      roots: [join(PROJECT, "extensions")],
-      enable: ["new_extension"],
-      isolation: "none",
-      config: `[server]\nstate_dir = ${state.path}\n`,
-    });
-  {
-    await using test = await start();
-    for (const name of ["a", "b"]) await getJson(`${test.url}/api/v2/greeting/${name}`);
-    assert.deepEqual((await getJson(`${test.url}/api/v2/greetings`)).body, { data: { total: 2 } });
-    const status = await getJson(`${test.url}/api/v1/serverstatus`);
-    const example = (status.body.data as { extensions: Record<string, unknown>[] }).extensions
-      .find((e) => e.name === "new_extension")!;
-    assert.equal(example.schema_version, "0001_counter");
-  }
-  await using again = await start();
-  await getJson(`${again.url}/api/v2/greeting/c`);
-  assert.deepEqual((await getJson(`${again.url}/api/v2/greetings`)).body, { data: { total: 3 } });
-});
+for (const isolation of ["none", "process"] as const) {
+  Deno.test(`[isolation=${isolation}] the example extension counts greetings in its database`, async () => {
+    await using state = await tempDir();
+    const start = () =>
+      startTestServer({
+        roots: [join(PROJECT, "extensions")],
+        enable: ["new_extension"],
+        isolation,
+        config: `[server]\nstate_dir = ${state.path}\n`,
+      });
+    {
+      await using test = await start();
+      for (const name of ["a", "b"]) await getJson(`${test.url}/api/v2/greeting/${name}`);
+      assert.deepEqual((await getJson(`${test.url}/api/v2/greetings`)).body, {
+        data: { total: 2 },
+      });
+      const status = await getJson(`${test.url}/api/v1/serverstatus`);
+      const example = (status.body.data as { extensions: Record<string, unknown>[] }).extensions
+        .find((e) => e.name === "new_extension")!;
+      assert.equal(example.schema_version, "0001_counter");
+    }
+    await using again = await start();
+    await getJson(`${again.url}/api/v2/greeting/c`);
+    assert.deepEqual((await getJson(`${again.url}/api/v2/greetings`)).body, { data: { total: 3 } });
+  });
+}
 
 Deno.test("deno task db status lists each extension's schema version", async () => {
   await using root = await tempDir();

@@ -34,6 +34,8 @@ export interface DatabaseView {
     extension: string,
     dialect: "sqlite" | "postgres",
   ): Promise<MigrationOutcome> | undefined;
+  /** Whether a sandboxed extension registered migrations (their code is in its sandbox). */
+  remoteMigrations(extension: string): boolean;
   /** `abort` or `continue` for this extension. */
   bootFailure(extension: string): "abort" | "continue";
   /** This instance's URL once it listens, else `starting`. */
@@ -147,6 +149,7 @@ export class DatabaseSlice extends ServerSlice {
     for (const extension of this.#view.extensions()) {
       const migrations = this.#view.migrations(extension.name);
       if (migrations && Object.keys(migrations).length > 0) owners.add(extension.name);
+      if (this.#view.remoteMigrations(extension.name)) owners.add(extension.name);
     }
     return [...owners];
   }

@@ -11,6 +11,8 @@ import { fileURLToPath } from "node:url";
 import type { ApplicationContext } from "../application.ts";
 import { type Config, envName } from "../config/config.ts";
 import { ConfigError, ExtensionError } from "../errors.ts";
+import type { DatabaseHost } from "../database/database_host.ts";
+import type { MigrationOutcome } from "../database/migrations.ts";
 import type { Logger } from "../log.ts";
 import type { ServerSlice } from "../slices/slice.ts";
 import { guestEnvironment } from "../sandbox/environment.ts";
@@ -47,6 +49,8 @@ export interface LoaderOptions {
   callService(from: ServerSlice, to: string, member: string, args: unknown[]): Promise<unknown>;
   /** The names of every loaded slice. */
   sliceNames(): string[];
+  /** What runs extensions' statements, once `core.database` is there. */
+  database(): DatabaseHost | undefined;
 }
 
 /** An extension made ready to load. */
@@ -228,10 +232,27 @@ export class ExtensionLoader {
       rssLimitKiB: isolation === "process" ? (memoryLimit + RESIDENT_ALLOWANCE) * 1024 : undefined,
       callService: this.#options.callService,
       sliceNames: this.#options.sliceNames,
+      database: this.#options.database,
     });
     this.#sandboxes.push(sandbox);
     sandbox.begin();
     return { kind: "sandbox", sandbox };
+  }
+
+  /**
+   * Applies a sandboxed extension's migrations in its sandbox; undefined for an extension that
+   * runs in-process (its migrations run in the server).
+   */
+  migrate(
+    extension: string,
+    dialect: "sqlite" | "postgres",
+  ): Promise<MigrationOutcome> | undefined {
+    return this.#sandboxes.find((s) => s.name === extension)?.migrate(dialect);
+  }
+
+  /** Whether a sandboxed extension registered migrations in its setup. */
+  hasMigrations(extension: string): boolean {
+    return this.#sandboxes.find((s) => s.name === extension)?.hasMigrations ?? false;
   }
 
   /** Every sandbox started so far. */

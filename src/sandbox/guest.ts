@@ -21,6 +21,8 @@ import { collectRoutes, routeKey } from "../protocol/routes.ts";
 import { attachSlices, callService, runPhase, sliceView } from "../slices/runtime.ts";
 import { serviceNames } from "../slices/services.ts";
 import type { ServerSlice, SliceServer } from "../slices/slice.ts";
+import { attachGuestDatabase, migrateGuest } from "../database/guest.ts";
+import type { DatabaseRequest, DatabaseResponse } from "../database/wire.ts";
 import { Channel } from "./channel.ts";
 import {
   type Batch,
@@ -77,6 +79,8 @@ export class Guest {
   #nextCall = 0;
   #lastTasks = "";
   #name = "";
+  #registry: Registry | undefined;
+  #databaseAttached = false;
 
   /** @param port where batches to the server go */
   constructor(port: GuestPort) {
@@ -127,6 +131,17 @@ export class Guest {
         else call.resolve(message.body ? unpackValue(message.body) : undefined);
         return;
       }
+      case "dbres": {
+        const call = this.#calls.get(message.id);
+        this.#calls.delete(message.id);
+        if (!call) return;
+        if (message.error !== undefined) call.reject(new Error(message.error));
+        else call.resolve(message.body ? unpackValue(message.body) : {});
+        return;
+      }
+      case "migrate":
+        void this.#migrate(message);
+        return;
       case "compat":
         this.#compatibility.resolve(message.error);
         return;
@@ -155,6 +170,7 @@ export class Guest {
     );
     this.#config = config;
     const registry = new Registry(config);
+    this.#registry = registry;
     const spec: ExtensionSpec = {
       name: message.name,
       specifier: message.specifier,
@@ -229,6 +245,7 @@ export class Guest {
         })),
         methods: methods.map(descriptor),
         features: registry.featureOwner ? registry.featureManager.getFeatures() : undefined,
+        migrations: Object.keys(registry.migrations(message.name) ?? {}).length > 0,
       });
       declared.clear();
     } catch (error) {
@@ -254,9 +271,48 @@ export class Guest {
     );
   }
 
+  /** Sends one request for the extension's own database; the server runs it. */
+  #sendDatabase = (request: DatabaseRequest): Promise<DatabaseResponse> => {
+    const id = ++this.#nextCall;
+    const call = Promise.withResolvers<unknown>();
+    this.#calls.set(id, call);
+    this.#channel.send({ t: "db", id, body: packValue(request) });
+    return call.promise as Promise<DatabaseResponse>;
+  };
+
+  async #migrate(message: Extract<ToGuest, { t: "migrate" }>): Promise<void> {
+    try {
+      const outcome = await migrateGuest(
+        this.#registry?.migrations(this.#name),
+        this.#name,
+        message.version,
+        message.dialect,
+        this.#sendDatabase,
+      );
+      this.#channel.send({ t: "svcres", id: message.id, body: packValue(outcome) });
+    } catch (error) {
+      this.#channel.send({
+        t: "svcres",
+        id: message.id,
+        error: describe(error).message,
+        body: null,
+      });
+    }
+  }
+
   async #call(message: Extract<ToGuest, { t: "call" }>): Promise<void> {
     const slice = this.#slices.get(message.slice);
     if (message.slices) this.#everySlice = new Set(message.slices);
+    if (message.dialect && !this.#databaseAttached) {
+      // Before the first prestart: `this.database` is there from prestart on.
+      this.#databaseAttached = true;
+      attachGuestDatabase(
+        [...this.#slices.values()],
+        this.#name,
+        message.dialect,
+        this.#sendDatabase,
+      );
+    }
     try {
       if (!slice) throw new SliceError("sandbox.slice", `no slice ${message.slice} here`);
       await runPhase(slice, message.op, message.until, this.#logger, this.#view(slice));

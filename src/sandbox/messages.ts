@@ -66,8 +66,23 @@ export type ToGuest =
     coreRange?: string;
     manifest?: string;
   }
-  /** A lifecycle phase; `until` is the deadline (ms since epoch); `slices`: every loaded slice. */
-  | { t: "call"; id: number; slice: string; op: SlicePhase; until: number; slices?: string[] }
+  /**
+   * A lifecycle phase; `until` is the deadline (ms since epoch); with prestart, `slices` (every
+   * loaded slice) and `dialect` (its database's, when the extension has one).
+   */
+  | {
+    t: "call";
+    id: number;
+    slice: string;
+    op: SlicePhase;
+    until: number;
+    slices?: string[];
+    dialect?: "sqlite" | "postgres";
+  }
+  /** Apply the extension's migrations (their code is in the guest); answered by `svcres`. */
+  | { t: "migrate"; id: number; dialect: "sqlite" | "postgres"; version: string }
+  /** The answer to a database request: `body` is a packed `DatabaseResponse`. */
+  | { t: "dbres"; id: number; error?: string; body: ArrayBuffer | null }
   /** The server's reader of streamed response `id` wants its next chunk. */
   | { t: "pull"; id: number }
   /** The client of streamed response `id` went away (or the server is stopping). */
@@ -110,8 +125,12 @@ export type FromGuest =
     version?: string;
     /** Set when setup called setFeatureManager: the features it offers. */
     features?: Feature[];
+    /** Whether setup registered migrations. */
+    migrations?: boolean;
   }
   | { t: "done"; id: number; error?: ErrorDescriptor }
+  /** A statement (or transaction step) for its own database: `body` is a packed request. */
+  | { t: "db"; id: number; body: ArrayBuffer }
   /**
    * Before setup: the module's `coreVersion` (null when it has none, false when it is not a
    * string), for the server to check (semver stays out of guests).
@@ -231,6 +250,7 @@ const fromGuest = z.discriminatedUnion("t", [
     ).max(LIMITS.items),
     methods: z.array(method).max(LIMITS.items),
     version: name.optional(),
+    migrations: z.boolean().optional(),
     features: z.array(
       z.object({
         slice: name,
@@ -242,6 +262,7 @@ const fromGuest = z.discriminatedUnion("t", [
       .max(LIMITS.items).optional(),
   }).strict(),
   z.object({ t: z.literal("done"), id, error: error.optional() }).strict(),
+  z.object({ t: z.literal("db"), id, body }).strict(),
   z.object({ t: z.literal("compat"), exported: z.union([name, z.null(), z.literal(false)]) })
     .strict(),
   z.object({

@@ -25,6 +25,8 @@ import type { Logger } from "../log.ts";
 import { errorResponse } from "../http/errors.ts";
 import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
 import type { ServerSlice } from "../slices/slice.ts";
+import type { DatabaseHost } from "../database/database_host.ts";
+import type { MigrationOutcome } from "../database/migrations.ts";
 import { Channel } from "./channel.ts";
 import { describeGrant, type Grant } from "./grant.ts";
 import type { GuestLink } from "./link.ts";
@@ -85,6 +87,8 @@ export interface SandboxOptions {
   callService(from: ServerSlice, to: string, member: string, args: unknown[]): Promise<unknown>;
   /** The names of every loaded slice (what a guest's getSlice may ask for). */
   sliceNames(): string[];
+  /** What runs extensions' statements, once `core.database` is there. */
+  database(): DatabaseHost | undefined;
 }
 
 interface Pending {
@@ -220,6 +224,7 @@ export class Sandbox {
       for (const mount of descriptor.mounts) proxy.mountForward(mount.location, mount.start);
     }
     if (loaded.features) context.setFeatureManager(new StaticFeatures(loaded.features));
+    this.hasMigrations = loaded.migrations === true;
     return this.#extension;
   }
 
@@ -304,6 +309,8 @@ export class Sandbox {
       }
       case "svc":
         return void this.#relay(message);
+      case "db":
+        return void this.#database(message);
       case "compat": {
         let error: ErrorDescriptor | undefined;
         try {
@@ -400,6 +407,45 @@ export class Sandbox {
     if (!this.failure) this.#channel!.send(answer);
   }
 
+  /**
+   * A request of the guest for its own database: the host checks it and runs it on this
+   * extension's connection (the one the channel belongs to, never one the request names).
+   */
+  async #database(message: Extract<FromGuest, { t: "db" }>): Promise<void> {
+    let answer: Extract<ToGuest, { t: "dbres" }>;
+    try {
+      const host = this.#options.database();
+      if (!host?.has(this.name)) {
+        throw new Error(
+          `extension ${this.name} has no database: list core.database in getDependencies()`,
+        );
+      }
+      const response = await host.handle(this.name, unpackValue(message.body));
+      answer = { t: "dbres", id: message.id, body: packValue(response) };
+    } catch (error) {
+      answer = { t: "dbres", id: message.id, error: describeError(error), body: null };
+    }
+    if (!this.failure) this.#channel!.send(answer);
+  }
+
+  /** Whether setup in the guest registered migrations. */
+  hasMigrations = false;
+
+  /** Applies the extension's migrations in the guest (their code is there). */
+  migrate(dialect: "sqlite" | "postgres"): Promise<MigrationOutcome> {
+    if (this.failure) return Promise.reject(this.#failed());
+    const id = ++this.#nextId;
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    this.#pending.set(id, { deadline: Number.POSITIVE_INFINITY, resolve, reject });
+    this.#channel!.send({
+      t: "migrate",
+      id,
+      dialect,
+      version: this.#extension?.version ?? "unversioned",
+    });
+    return promise as Promise<MigrationOutcome>;
+  }
+
   /** Calls service `member` of slice `to` in this guest for slice `from`. */
   callService(from: string, to: string, member: string, args: unknown[]): Promise<unknown> {
     if (this.failure) {
@@ -436,7 +482,9 @@ export class Sandbox {
         reject: (error) => op === "prestop" || op === "stop" ? resolve() : reject(error),
       });
       const slices = op === "prestart" ? this.#options.sliceNames() : undefined;
-      this.#channel!.send({ t: "call", id, slice, op, until, slices });
+      const database = op === "prestart" ? this.#options.database() : undefined;
+      const dialect = database?.has(this.name) ? database.dialect(this.name) : undefined;
+      this.#channel!.send({ t: "call", id, slice, op, until, slices, dialect });
     });
   }
 
@@ -552,6 +600,8 @@ export class Sandbox {
 
   /** Ends the guest. */
   terminate(): void {
+    // A guest that dies mid-transaction leaves it rolled back.
+    void this.#options.database()?.releaseAll(this.name).catch(() => {});
     this.#ended = true;
     clearTimeout(this.#logTimer);
     this.#unwatch?.();
