@@ -6,7 +6,7 @@
 import type { Config, OptionSpec } from "./config/config.ts";
 import { ExtensionError, SliceError } from "./errors.ts";
 import { FeatureManager } from "./features.ts";
-import { ServerSlice } from "./slices/slice.ts";
+import { INTERNALS, ServerSlice } from "./slices/slice.ts";
 
 /** What `setup(application)` may do. */
 export interface ApplicationContext {
@@ -96,6 +96,8 @@ export class Registry {
     }
     this.#byName.set(slice.name, { slice, extension });
     this.slices.push(slice);
+    // Read when asked: an extension set up later may still replace the feature manager.
+    slice[INTERNALS].features = () => this.#featureManager;
   }
 
   #setFeatureManager(featureManager: FeatureManager, extension: string): void {

@@ -59,14 +59,15 @@ for (const isolation of MODES) {
       }),
     );
     const test = await startTestServer({ roots: [root.path], enable: ["ord"], isolation });
+    // core.transport last: it starts after every slice that does not depend on it.
     assert.deepEqual(test.server.slices.map((s) => s.name), [
-      "core.transport",
       "core.server",
       "ord.b",
       "ord.c",
       "ord.d",
       "ord.a",
       "ord.e",
+      "core.transport",
     ]);
     assert.ok(
       test.logs.some((r) =>
@@ -84,7 +85,7 @@ for (const isolation of MODES) {
       ...reversed.map((n) => `prestop ${n} stopping`),
       ...reversed.map((n) => `stop ${n}`),
     ]);
-    assert.ok(test.server.slices.every((s) => s.status === "stopped"));
+    assert.ok(test.server.slices.every((s) => s.state === "stopped"));
   });
 }
 
@@ -158,9 +159,11 @@ for (const isolation of MODES) {
       "stop sf.two",
       "stop sf.one",
     ]);
-    assert.equal(test.server.getSlice("sf.bad").status, "failed");
-    assert.equal(test.server.getSlice("sf.after").status, "registered");
-    assert.equal(test.server.getSlice("core.transport").status, "stopped");
+    assert.equal(test.server.getSlice("sf.bad").state, "failed");
+    assert.equal(test.server.getSlice("sf.after").state, "registered");
+    // The port never opened: the listener starts after every other slice.
+    assert.equal(test.server.getSlice("core.transport").state, "registered");
+    assert.equal(test.server.getSlice("core.server").state, "stopped");
     assert.equal(test.server.state, "failed");
   });
 }
@@ -215,7 +218,7 @@ for (const isolation of MODES) {
       ),
     );
     assert.deepEqual(events(test.logs).slice(-2), ["stop hstop.stuck", "stop hstop.base"]);
-    assert.equal(test.server.getSlice("hstop.base").status, "stopped");
+    assert.equal(test.server.getSlice("hstop.base").state, "stopped");
     assert.equal(test.server.state, "stopped");
   });
 }

@@ -5,23 +5,42 @@
  */
 import type { Config } from "../config/config.ts";
 import { SliceError } from "../errors.ts";
+import type { FeatureManager } from "../features.ts";
 import { Logger } from "../log.ts";
 import {
+  type CronOptions,
   type ScheduledTaskInfo,
   type ScheduleOptions,
+  type TaskFunction,
   TaskScheduler,
 } from "../scheduler/scheduler.ts";
 import type { StaticMount } from "../http/static.ts";
 import { isService, type Remote } from "./services.ts";
 
-/** Where a slice is in its lifecycle. */
-export type SliceStatus =
+/** Where a slice is in its lifecycle (`state` in `serverstatus`). */
+export type SliceState =
   | "registered"
   | "starting"
   | "started"
   | "stopping"
   | "stopped"
   | "failed";
+
+/**
+ * The lifecycle state under its former name.
+ *
+ * @deprecated use {@link SliceState}: `status` now means what `getStatus()` returns.
+ */
+export type SliceStatus = SliceState;
+
+/** Options of {@link ServerSlice.addStaticHandler}. */
+export interface StaticHandlerOptions {
+  /**
+   * Answer `defaultFilename` for paths under the location that hold no file, as single-page
+   * applications need for their client-side routes.
+   */
+  fallback?: boolean;
+}
 
 /** What `prestart` receives: access to the other slices and the configuration. */
 export interface SliceServer {
@@ -49,8 +68,8 @@ export interface SliceInternals {
   mount(mount: StaticMount): void;
   /** Sets the logger; called when the server takes the slice. */
   attach(logger: Logger): void;
-  /** Sets the status. */
-  setStatus(status: SliceStatus): void;
+  /** Sets the lifecycle state. */
+  setStatus(state: SliceState): void;
   /** Why the slice failed, if it did. */
   failure: string | undefined;
   /** Whether `member` is a service other slices may call (a proxy answers for its guest). */
@@ -59,6 +78,8 @@ export interface SliceInternals {
   serve(from: string, member: string, args: unknown[]): Promise<unknown>;
   /** The deadline (ms since epoch) of the lifecycle phase running now. */
   deadline: number;
+  /** Gives the server's feature manager; set when the slice is registered. */
+  features: (() => FeatureManager) | undefined;
 }
 
 /** Symbol under which a slice keeps its internals; not part of the public API. */
@@ -82,7 +103,7 @@ export class ServerSlice {
   readonly name: string;
   /** The extension part of the name. */
   readonly extensionName: string;
-  #status: SliceStatus = "registered";
+  #state: SliceState = "registered";
   #logger: Logger;
   readonly #internals: SliceInternals;
 
@@ -108,11 +129,12 @@ export class ServerSlice {
       onMount: undefined,
       mount: (mount) => this.#mount(mount),
       failure: undefined,
+      features: undefined,
       attach: (logger) => {
         this.#logger = logger;
       },
-      setStatus: (status) => {
-        this.#status = status;
+      setStatus: (state) => {
+        this.#state = state;
       },
       deadline: 0,
       offers: (member) => isService(this, member),
@@ -135,14 +157,47 @@ export class ServerSlice {
     return this.#internals;
   }
 
-  /** Current lifecycle status. */
-  get status(): SliceStatus {
-    return this.#status;
+  /** Where the slice is in its lifecycle (`state` in `serverstatus`). */
+  get state(): SliceState {
+    return this.#state;
+  }
+
+  /**
+   * The lifecycle state under its former name.
+   *
+   * @deprecated use {@link ServerSlice.state}; `serverstatus` shows `getStatus()` as `status`.
+   */
+  get status(): SliceState {
+    return this.#state;
   }
 
   /** True from `prestop` on: stop taking new work, but stay functional. */
   get isStopping(): boolean {
-    return this.#status === "stopping" || this.#status === "stopped";
+    return this.#state === "stopping" || this.#state === "stopped";
+  }
+
+  /**
+   * The server's feature manager (Inmanta's `feature_manager`), from `prestart` on: ask
+   * `this.featureManager.enabled(name)` before offering a feature.
+   */
+  get featureManager(): FeatureManager {
+    const features = this.#internals.features;
+    if (!features) {
+      throw new SliceError(
+        "slice.feature_manager",
+        `slice ${this.name}: featureManager is available once the slice is registered (from prestart on)`,
+      );
+    }
+    return features();
+  }
+
+  /**
+   * What `serverstatus` shows as this slice's `status`, as Inmanta's `get_status()`: a small
+   * JSON-serialisable object (counts, connection state). Default `{}`. May be async; it must
+   * not take long, since every status request waits for it.
+   */
+  getStatus(): Record<string, unknown> | Promise<Record<string, unknown>> {
+    return {};
   }
 
   /** This slice's logger: every line names the slice. */
@@ -180,22 +235,36 @@ export class ServerSlice {
   /**
    * Runs `fn` every `intervalSeconds`, never overlapping itself; errors are logged. The first
    * run is after `initialDelay` seconds (default: the interval). With `cancelOnStop` (default)
-   * no run starts after prestop; otherwise runs go on until stop.
+   * no run starts after prestop and a run in progress is aborted through the `AbortSignal` it
+   * was given, without waiting for it; otherwise runs go on until stop, which awaits them.
+   * The same `fn` on the same schedule twice is one task (as in Inmanta); `name` is what
+   * `/api/v2/scheduled-tasks` shows (default the function's name).
    */
-  schedule(fn: () => unknown, intervalSeconds: number, options: ScheduleOptions = {}): void {
+  schedule(fn: TaskFunction, intervalSeconds: number, options: ScheduleOptions = {}): void {
     this.#internals.scheduler.interval(fn, intervalSeconds, options);
   }
 
-  /** Runs `fn` on a cron expression (five or six fields); runs never overlap. */
-  scheduleCron(fn: () => unknown, expression: string): void {
+  /**
+   * Runs `fn` on a cron expression (five or six fields); runs never overlap. Options and
+   * duplicates as for {@link ServerSlice.schedule}.
+   */
+  scheduleCron(fn: TaskFunction, expression: string, options: CronOptions = {}): void {
     try {
-      this.#internals.scheduler.cron(fn, expression);
+      this.#internals.scheduler.cron(fn, expression, options);
     } catch (error) {
       throw new SliceError(
         "slice.cron",
         `slice ${this.name}: invalid cron expression '${expression}': ${(error as Error).message}`,
       );
     }
+  }
+
+  /**
+   * Removes the task `scheduleCron(fn, expression)` made; a run in progress finishes. Returns
+   * whether there was one.
+   */
+  removeCron(fn: TaskFunction, expression: string): boolean {
+    return this.#internals.scheduler.removeCron(fn, expression);
   }
 
   /**
@@ -213,15 +282,25 @@ export class ServerSlice {
 
   /**
    * Serves the directory `path` under the URL prefix `location`; `defaultFilename` answers
-   * for directories (default `index.html`), and `start` also serves the directory at `/`.
+   * for directories (default `index.html`), `start` redirects `/` to `location` (as Inmanta),
+   * and `{ fallback: true }` answers `defaultFilename` for paths under `location` that hold no
+   * file (single-page applications).
    */
   addStaticHandler(
     location: string,
     path: string | URL,
     defaultFilename = "index.html",
     start = false,
+    options: StaticHandlerOptions = {},
   ): void {
-    this.#mount({ kind: "directory", location, root: path, defaultFilename, start });
+    this.#mount({
+      kind: "directory",
+      location,
+      root: path,
+      defaultFilename,
+      start,
+      fallback: options.fallback ?? false,
+    });
   }
 
   /** Serves one in-memory document at `location`. */
