@@ -118,7 +118,7 @@ const BROKEN: Record<string, { write(root: string): Promise<unknown>; reason: Re
   },
 };
 
-for (const isolation of ["none", "worker"] as const) {
+for (const isolation of ["none", "worker", "process"] as const) {
   for (const [kind, broken] of Object.entries(BROKEN)) {
     Deno.test(`[isolation=${isolation}] ${kind}: one behaviour in every mode, the policy is named`, async (t) => {
       await using root = await tempDir();

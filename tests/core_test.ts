@@ -225,7 +225,7 @@ export function setup(app) {
 }
 `;
 
-for (const isolation of ["none", "worker"] as const) {
+for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test(`[isolation=${isolation}] the Inmanta idiom (depends on core.server, depended on by core.transport) starts; the listener opens after every serving slice`, async () => {
     await using root = await tempDir();
     await writeExtension(root.path, "idiom", IDIOM);
@@ -296,12 +296,12 @@ export function setup(app) {
 }
 `;
 
-for (const isolation of ["none", "worker"] as const) {
+for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test({
     name:
       `[isolation=${isolation}] serverstatus: each slice's getStatus() as status, next to its lifecycle state (as Inmanta's get_status)`,
     // A sandboxed slice's getStatus() must cross the channel: enabled when the sandbox carries it.
-    ignore: isolation === "worker",
+    ignore: isolation !== "none",
     fn: async () => {
       await using root = await tempDir();
       await writeExtension(root.path, "stat", STATUS);

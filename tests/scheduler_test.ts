@@ -207,7 +207,7 @@ async function listedTasks(url: string, count: number): Promise<TaskRow[]> {
   throw new Error("the scheduled tasks were never listed");
 }
 
-for (const isolation of ["none", "worker"] as const) {
+for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test(`[isolation=${isolation}] scheduling as Inmanta: one task per fn and schedule, removeCron, names listed, cancelOnStop aborts a run at prestop without waiting`, async () => {
     await using root = await tempDir();
     await writeExtension(root.path, "tasks", FIDELITY);

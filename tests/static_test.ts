@@ -154,7 +154,7 @@ export function setup(application) {
 }
 `;
 
-for (const isolation of ["none", "worker"] as const) {
+for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test(`[isolation=${isolation}] static fallback for single-page apps, start redirects / (as inmanta-ui needs)`, async (t) => {
     await using tmp = await tempDir();
     const site = join(tmp.path, "site");
