@@ -7,7 +7,7 @@ import type { Config, OptionSpec } from "./config/config.ts";
 import { addMigrations, type Migrations } from "./database/migration_check.ts";
 import { ExtensionError, SliceError } from "./errors.ts";
 import { FeatureManager } from "./features.ts";
-import { ServerSlice } from "./slices/slice.ts";
+import { INTERNALS, ServerSlice } from "./slices/slice.ts";
 
 /** What `setup(application)` may do. */
 export interface ApplicationContext {
@@ -114,6 +114,8 @@ export class Registry {
     }
     this.#byName.set(slice.name, { slice, extension });
     this.slices.push(slice);
+    // Read when asked: an extension set up later may still replace the feature manager.
+    slice[INTERNALS].features = () => this.#featureManager;
   }
 
   #setFeatureManager(featureManager: FeatureManager, extension: string): void {

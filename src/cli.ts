@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { Config, InmantaError, loadConfig, Logger, parseLogLevel, Server } from "./embed.ts";
+import { abortedByBootFailure } from "./server.ts";
 
 const USAGE = `Usage: deno task serve [options]
 
@@ -85,7 +86,11 @@ export async function runCli(args: string[] = Deno.args): Promise<void> {
     }
     await server.start();
   } catch (error) {
-    if (error instanceof InmantaError) fail(`start-up failed: ${error.message}`);
+    if (error instanceof InmantaError) {
+      // An extension's failure names the policy that made it stop start-up.
+      const policy = abortedByBootFailure(error) ? " (boot_failure = abort)" : "";
+      fail(`start-up failed${policy}: ${error.message}`);
+    }
     logger.debug((error as Error).stack ?? String(error));
     fail(`start-up failed: ${(error as Error).message.split("\n")[0]}`);
   }

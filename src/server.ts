@@ -10,10 +10,18 @@ import type { Config } from "./config/config.ts";
 import { registerCoreOptions } from "./core/options.ts";
 import type { DatabaseSlice } from "./database/database_slice.ts";
 import { registerDatabaseOptions } from "./database/options.ts";
-import type { CoreView } from "./core/slices.ts";
-import { ConfigError, InmantaError, OwnershipError } from "./errors.ts";
+import type { CoreView, Health } from "./core/slices.ts";
+import { sliceStatus } from "./core/status.ts";
+import {
+  ConfigError,
+  describeError,
+  ExtensionError,
+  InmantaError,
+  OwnershipError,
+} from "./errors.ts";
 import { resolve } from "node:path";
 import {
+  availableExtensions,
   checkExtensionName,
   discoverExtensions,
   type ExtensionSpec,
@@ -26,6 +34,7 @@ import { serveRemoteFoldersWith, StaticTable } from "./http/static.ts";
 import { configureRemoteStatic, remoteStatic } from "./http/static_remote.ts";
 import { HttpTransport } from "./http/transport.ts";
 import { Logger } from "./log.ts";
+import { handlersOf } from "./protocol/method.ts";
 import { collectRoutes, type Route } from "./protocol/routes.ts";
 import type { openApiDocument } from "./protocol/openapi.ts";
 import { startOrder } from "./slices/graph.ts";
@@ -33,6 +42,16 @@ import { Lifecycle } from "./slices/lifecycle.ts";
 import { attachSlices, callService, sliceView } from "./slices/runtime.ts";
 import { INTERNALS, type ServerSlice } from "./slices/slice.ts";
 import { PRODUCT, VERSION } from "./version.ts";
+
+const ABORTED = new WeakSet<object>();
+
+/**
+ * Whether `error` stopped start-up because its extension's `boot_failure` is `abort`, so that
+ * the command line's one line can name the policy.
+ */
+export function abortedByBootFailure(error: unknown): boolean {
+  return typeof error === "object" && error !== null && ABORTED.has(error);
+}
 
 /** Where the server is in its life. */
 export type ServerState = "created" | "starting" | "running" | "stopping" | "stopped" | "failed";
@@ -164,7 +183,11 @@ export class Server {
       // Again with the options the extensions registered.
       this.config.validate();
       this.#routes = this.#claimUrls();
-      this.#order = startOrder(this.#registry.slices, this.logger);
+      this.#order = startOrder(
+        this.#registry.slices,
+        this.logger,
+        (slice) => handlersOf(slice).length > 0 || slice[INTERNALS].mounts.length > 0,
+      );
       this.logger.debug(`start order: ${this.#order.map((s) => s.name).join(", ")}`);
       attachSlices(
         this.#order,
@@ -184,6 +207,7 @@ export class Server {
           auth,
         }),
         log: this.logger.child("core.transport"),
+        stopping: (request) => this.#answerWhileStopping(request),
       });
       this.#lifecycle = new Lifecycle(
         this.#order,
@@ -202,7 +226,7 @@ export class Server {
       // An extension one of whose slices failed under boot_failure = continue is failed too.
       for (const slice of this.#order) {
         const extension = this.#extensions.find((e) => e.name === slice.extensionName);
-        if (slice.status === "failed" && extension && extension.status !== "failed") {
+        if (slice.state === "failed" && extension && extension.status !== "failed") {
           extension.status = "failed";
           extension.failure = `slice ${slice.name}: ${slice[INTERNALS].failure}`;
         }
@@ -282,39 +306,42 @@ export class Server {
     names.forEach(checkExtensionName);
     const { registerExtensionOptions } = await import("./extensions/loader.ts");
     for (const name of names) registerExtensionOptions(this.config, name);
-    const specs = await discoverExtensions(this.config, names, this.#modules);
+    if (names.length === 0) await this.#hintAvailable();
+    // Found one by one, so that an extension that is not found is one failing extension, by
+    // its boot_failure, as an import error is.
+    const specs: (ExtensionSpec | { name: string; error: unknown })[] = [];
+    for (const name of names) {
+      try {
+        specs.push(...await discoverExtensions(this.config, [name], this.#modules));
+      } catch (error) {
+        specs.push({ name, error });
+      }
+    }
     const loader = this.#loader!;
+    const found = specs.filter((spec): spec is ExtensionSpec => !("error" in spec));
     // Before preload: a range is pinned to the newest matching version, which Deno then fetches.
-    await Promise.all(specs.map((spec) => this.#resolvePackage(spec)));
-    for (const spec of specs) loader.preload(spec);
+    await Promise.all(found.map((spec) => this.#resolvePackage(spec)));
+    for (const spec of found) loader.preload(spec);
     for (const spec of specs) {
-      this.logger.debug(`loading extension ${spec.name} from ${spec.specifier}`);
       let loaded: LoadedExtension;
       try {
+        if ("error" in spec) throw spec.error;
+        this.logger.debug(`loading extension ${spec.name} from ${spec.specifier}`);
         checkPackage(spec);
         loaded = await loader.load(spec, this.#registry.contextFor(spec.name));
         if (spec.package) loaded.version = spec.package.version;
         if (spec.source) loaded.source = spec.source;
       } catch (error) {
-        if (this.#bootFailure(spec.name) === "abort") throw error;
-        const reason = (error as Error).message;
-        this.logger.error(
-          `extension ${spec.name} failed to load (boot_failure = continue): ${reason}`,
+        loaded = this.#failedToLoad(spec, error);
+      }
+      // A host may report a failed extension instead of throwing (a sandbox whose module could
+      // not be imported): the same policy applies, whatever the isolation.
+      if (loaded.status === "failed" && !("error" in spec)) {
+        const known = this.#failedToLoad(
+          spec,
+          new ExtensionError("extension.load_failed", loaded.failure ?? "failed to load"),
         );
-        this.#registry.removeExtension(spec.name);
-        let isolation: LoadedExtension["isolation"] = "none";
-        try {
-          isolation = loader.isolation(spec);
-        } catch {
-          // its isolation option is what failed
-        }
-        loaded = extensionRecord(spec, {
-          isolation,
-          permissions: "",
-          failure: reason,
-          version: spec.package?.version,
-        });
-        if (spec.source) loaded.source = spec.source;
+        loaded = { ...loaded, failure: known.failure };
       }
       this.#extensions.push(loaded);
       if (loaded.status === "loaded") {
@@ -340,9 +367,92 @@ export class Server {
     }
   }
 
+  /**
+   * Applies `boot_failure` to an extension that could not be found, imported or set up: with
+   * `abort` the error is thrown (and {@link abortedByBootFailure} says why); with `continue` the
+   * log says so, its slices are dropped and it is listed as failed.
+   */
+  #failedToLoad(
+    spec: ExtensionSpec | { name: string; error: unknown },
+    error: unknown,
+  ): LoadedExtension {
+    const reason = describeError(error).split("\n")[0];
+    const policy = this.#bootFailure(spec.name);
+    if (policy === "abort") {
+      const thrown = error instanceof InmantaError
+        ? error
+        : new ExtensionError("extension.load_failed", reason, { cause: error });
+      ABORTED.add(thrown);
+      throw thrown;
+    }
+    this.logger.error(
+      `extension ${spec.name} failed to load (boot_failure = continue: the rest starts): ${reason}`,
+    );
+    this.#registry.removeExtension(spec.name);
+    if ("error" in spec) {
+      return {
+        name: spec.name,
+        version: "unknown",
+        source: "not found",
+        isolation: "none",
+        permissions: "",
+        status: "failed",
+        failure: reason,
+        methods: [],
+      };
+    }
+    let isolation: LoadedExtension["isolation"] = "none";
+    try {
+      isolation = this.#loader!.isolation(spec);
+    } catch {
+      // its isolation option is what failed
+    }
+    const record = extensionRecord(spec, {
+      isolation,
+      permissions: "",
+      failure: reason,
+      version: spec.package?.version,
+    });
+    if (spec.source) record.source = spec.source;
+    return record;
+  }
+
+  /**
+   * With no extension enabled, names the ones found on `server.extension_path` and the option
+   * that enables them, as Inmanta's bootloader does.
+   */
+  async #hintAvailable(): Promise<void> {
+    const found = await availableExtensions(this.config);
+    if (found.length === 0) return;
+    this.logger.warning(
+      `extensions found on server.extension_path but none enabled: ${
+        found.join(", ")
+      }; enable them with server.enabled_extensions = ${found.join(",")}`,
+    );
+  }
+
+  /** What a request gets once shutdown began: 503, with the health for health checks. */
+  #answerWhileStopping(request: Request): Response | undefined {
+    if (new URL(request.url).pathname !== "/api/v2/health") return undefined;
+    return Response.json(
+      { data: this.#health(), message: "server is stopping" },
+      { status: 503, headers: { connection: "close", "cache-control": "no-store" } },
+    );
+  }
+
+  #health(): Health {
+    const failed = this.#extensions.filter((e) => e.status === "failed").map((e) => e.name);
+    if (this.#state === "stopping" || this.#state === "stopped") {
+      return { status: "stopping", failed };
+    }
+    // The port opens only once every slice started, so "not started" here means failed.
+    const up = failed.length === 0 && this.#order.every((s) => s.state === "started");
+    return { status: up ? "up" : "degraded", failed };
+  }
+
   #coreView(): CoreView {
     return {
-      status: () => ({
+      status: async () => ({
         product: PRODUCT,
         version: VERSION,
         extensions: this.#extensions.map((
@@ -354,26 +464,21 @@ export class Server {
           isolation,
           permissions,
           status,
-          ...(failure ? { failure } : {}),
+          reason: status === "failed" ? failure ?? "failed" : null,
           schema_version: this.#database?.schemaVersion(name) ?? null,
         })),
         ...(this.#database?.instances() ? { instances: this.#database.instances() } : {}),
-        slices: this.slices.map((s) => ({
+        slices: await Promise.all(this.slices.map(async (s) => ({
           name: s.name,
-          status: s.status,
+          state: s.state,
+          status: await sliceStatus(s, this.logger),
           dependencies: s.getDependencies(),
           dependedBy: s.getDependedBy(),
-          ...(s[INTERNALS].failure ? { failure: s[INTERNALS].failure } : {}),
-        })),
+          reason: s[INTERNALS].failure ?? null,
+        }))),
         features: this.#registry.featureManager.getFeatures(),
       }),
-      health: () => {
-        if (this.#state === "stopping" || this.#state === "stopped") return "stopping";
-        if (this.#state === "failed") return "failed";
-        if (this.#state !== "running") return "starting";
-        if (this.#extensions.some((e) => e.status === "failed")) return "degraded";
-        return this.#order.every((s) => s.status === "started") ? "up" : "degraded";
-      },
+      health: () => this.#health(),
       tasks: () =>
         this.slices.flatMap((slice) =>
           slice.scheduledTasks().map((task) => ({ slice: slice.name, ...task }))

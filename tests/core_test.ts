@@ -80,6 +80,7 @@ export function setup(app) {
       isolation: "none",
       permissions: "all of the server's",
       status: "loaded",
+      reason: null,
       schema_version: null,
     },
     {
@@ -89,19 +90,26 @@ export function setup(app) {
       isolation: "process",
       permissions: `read=${root.path}/inmanta_ext/feat`,
       status: "loaded",
+      reason: null,
       schema_version: null,
     },
   ]);
+  // Start order: the listener last (as Inmanta's core.transport), core.server not after it.
+  const slice = (name: string, dependencies: string[] = []) => ({
+    name,
+    state: "started",
+    status: {},
+    dependencies,
+    dependedBy: [],
+    reason: null,
+  });
+  const port = test.server.addresses[0].port;
   assert.deepEqual(data.slices, [
-    { name: "core.transport", status: "started", dependencies: [], dependedBy: [] },
-    {
-      name: "core.server",
-      status: "started",
-      dependencies: ["core.transport"],
-      dependedBy: [],
-    },
-    { name: "core.database", status: "started", dependencies: [], dependedBy: [] },
-    { name: "feat.main", status: "started", dependencies: [], dependedBy: [] },
+    slice("core.server"),
+    slice("core.database"),
+    slice("feat.main"),
+    // Its getStatus(): where it listens, and this very request in flight.
+    { ...slice("core.transport"), status: { listening: [`127.0.0.1:${port}`], in_flight: 1 } },
   ]);
   assert.deepEqual(data.features, [
     { slice: "feat.main", name: "dashboards", description: "Dashboards", value: true },
@@ -127,7 +135,7 @@ export function setup(app) { app.setFeatureManager(new FeatureManager()); }
   );
 });
 
-Deno.test("health and endpoints answer 503 while starting, 200 once started", async () => {
+Deno.test("starting: no answer until every slice started, then health is up (as Inmanta)", async () => {
   const g = gates();
   await using root = await tempDir();
   await writeExtension(root.path, "gated", GATED);
@@ -140,16 +148,10 @@ Deno.test("health and endpoints answer 503 while starting, 200 once started", as
   const starting = test.server.start();
   await until(g, "starting");
 
-  const health = await getJson(`${test.url}/api/v2/health`);
-  assert.deepEqual([health.status, health.body], [503, { message: "server is starting" }]);
-  const quick = await getJson(`${test.url}/api/v2/quick`);
-  assert.deepEqual([quick.status, quick.body], [
-    503,
-    { message: "slice gated.main is not started (starting)" },
-  ]);
-  const status = await getJson(`${test.url}/api/v1/serverstatus`);
-  const slices = (status.body.data as { slices: { name: string; status: string }[] }).slices;
-  assert.equal(slices.find((s) => s.name === "gated.main")?.status, "starting");
+  // The listener is the last slice to start: while gated.main starts, no port is open.
+  assert.deepEqual(test.server.addresses, []);
+  assert.equal(test.server.getSlice("core.transport").state, "starting");
+  assert.equal(test.server.getSlice("core.server").state, "started");
 
   g.start.resolve();
   await starting;
@@ -160,7 +162,7 @@ Deno.test("health and endpoints answer 503 while starting, 200 once started", as
   await test.stop();
 });
 
-Deno.test("stopping: new requests get 503, requests in flight complete", async () => {
+Deno.test("stopping: the listener stops first: 503 and health 'stopping', in-flight requests complete, then the slices' prestop", async () => {
   const g = gates();
   g.start.resolve();
   await using root = await tempDir();
@@ -171,18 +173,162 @@ Deno.test("stopping: new requests get 503, requests in flight complete", async (
   const inFlight = getJson(`${url}/api/v2/slow`);
   await until(g, "slow request");
   const stopping = test.server.stop();
-  await until(g, "prestop");
 
   const health = await getJson(`${url}/api/v2/health`);
-  assert.deepEqual([health.status, health.body.message], [503, "server is stopping"]);
+  assert.deepEqual([health.status, health.body], [
+    503,
+    { data: { status: "stopping", failed: [] }, message: "server is stopping" },
+  ]);
   const quick = await getJson(`${url}/api/v2/quick`);
-  assert.equal(quick.status, 503);
+  assert.deepEqual([quick.status, quick.body], [503, { message: "server is stopping" }]);
+  // core.transport drains before any other slice's prestop.
+  assert.deepEqual(g.events, ["starting", "slow request"]);
 
   g.slow.resolve();
   const done = await inFlight;
   assert.deepEqual([done.status, done.body], [200, { data: "done" }]);
+  await until(g, "prestop");
+  // During the other slices' prestop the port still answers 503.
+  assert.equal((await getJson(`${url}/api/v2/health`)).status, 503);
   g.prestop.resolve();
   await stopping;
   assert.equal(test.server.state, "stopped");
   await assert.rejects(fetch(`${url}/api/v2/health`));
 });
+
+const IDIOM = `import { FeatureManager, handle, method, ServerSlice } from "@inmanta/server";
+export const seen = method({ path: "/idiom/features", operation: "GET" });
+class Features extends FeatureManager {
+  getFeatures() {
+    return [
+      { slice: "idiom.ui", name: "dashboards", description: "Dashboards", value: false },
+      { slice: "idiom.ui", name: "reports", description: "Reports", value: true },
+    ];
+  }
+}
+class Ui extends ServerSlice {
+  #seen = {};
+  getDependencies() { return ["core.server"]; }
+  getDependedBy() { return ["core.transport"]; }
+  prestart() {
+    const fm = this.featureManager;
+    this.#seen = { dashboards: fm.enabled("dashboards"), reports: fm.enabled("reports"), unlisted: fm.enabled("unlisted") };
+    this.addStaticContent("/idiom/hello.txt", "hello", "text/plain");
+  }
+  @handle(seen)
+  seen() { return this.#seen; }
+}
+class NeedsListener extends ServerSlice {
+  getDependencies() { return ["core.transport"]; }
+}
+export function setup(app) {
+  app.setFeatureManager(new Features());
+  app.registerSlice(new NeedsListener("idiom.after_listener"));
+  app.registerSlice(new Ui("idiom.ui"));
+}
+`;
+
+for (const isolation of ["none", "worker", "process"] as const) {
+  Deno.test(`[isolation=${isolation}] the Inmanta idiom (depends on core.server, depended on by core.transport) starts; the listener opens after every serving slice`, async () => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "idiom", IDIOM);
+    await using test = await startTestServer({ roots: [root.path], enable: ["idiom"], isolation });
+    assert.deepEqual(test.server.slices.map((s) => s.name), [
+      "core.server",
+      "idiom.ui",
+      "core.transport",
+      // It asked to start after the listener (it serves nothing).
+      "idiom.after_listener",
+    ]);
+    assert.deepEqual(test.server.getSlice("core.server").getDependencies(), []);
+    // featureManager from prestart on, the one setFeatureManager set (unlisted: enabled).
+    const features = await getJson(`${test.url}/api/v2/idiom/features`);
+    assert.deepEqual(features.body, {
+      data: { dashboards: false, reports: true, unlisted: true },
+    });
+    assert.equal(await (await fetch(`${test.url}/idiom/hello.txt`)).text(), "hello");
+  });
+
+  Deno.test(`[isolation=${isolation}] a slice that serves endpoints but starts after core.transport is a start-up error naming it`, async () => {
+    await using root = await tempDir();
+    await writeExtension(
+      root.path,
+      "late",
+      `import { handle, method, ServerSlice } from "@inmanta/server";
+export const ping = method({ path: "/late/ping", operation: "GET" });
+class Late extends ServerSlice {
+  getDependencies() { return ["core.transport"]; }
+  @handle(ping) ping() { return "pong"; }
+}
+export function setup(app) { app.registerSlice(new Late("late.main")); }
+`,
+    );
+    const test = await startTestServer({
+      roots: [root.path],
+      enable: ["late"],
+      isolation,
+      start: false,
+    });
+    await assert.rejects(test.server.start(), (error: unknown) => {
+      assert.equal((error as { code?: string }).code, "slice.transport_order");
+      assert.match(
+        (error as Error).message,
+        /^slice late\.main serves endpoints or static content but starts after core\.transport/,
+      );
+      return true;
+    });
+    await test.stop();
+  });
+}
+
+const STATUS = `import { ServerSlice } from "@inmanta/server";
+class Counting extends ServerSlice {
+  getStatus() { return { served: 3, backend: "reachable" }; }
+}
+class Later extends ServerSlice {
+  async getStatus() { await Promise.resolve(); return { connected: true }; }
+}
+class Broken extends ServerSlice {
+  getStatus() { throw new Error("no status today"); }
+}
+export function setup(app) {
+  app.registerSlice(new Counting("stat.counting"));
+  app.registerSlice(new Later("stat.later"));
+  app.registerSlice(new Broken("stat.broken"));
+  app.registerSlice(new ServerSlice("stat.plain"));
+}
+`;
+
+for (const isolation of ["none", "worker", "process"] as const) {
+  Deno.test({
+    name:
+      `[isolation=${isolation}] serverstatus: each slice's getStatus() as status, next to its lifecycle state (as Inmanta's get_status)`,
+    // A sandboxed slice's getStatus() must cross the channel: enabled when the sandbox carries it.
+    ignore: isolation !== "none",
+    fn: async () => {
+      await using root = await tempDir();
+      await writeExtension(root.path, "stat", STATUS);
+      await using test = await startTestServer({ roots: [root.path], enable: ["stat"], isolation });
+      const { body } = await getJson(`${test.url}/api/v1/serverstatus`);
+      const slices = (body.data as { slices: { name: string; state: string; status: unknown }[] })
+        .slices.filter((s) => s.name.startsWith("stat."))
+        .map(({ name, state, status }) => ({ name, state, status }));
+      assert.deepEqual(slices, [
+        { name: "stat.counting", state: "started", status: { served: 3, backend: "reachable" } },
+        { name: "stat.later", state: "started", status: { connected: true } },
+        {
+          name: "stat.broken",
+          state: "started",
+          status: { error: "getStatus() failed: no status today" },
+        },
+        { name: "stat.plain", state: "started", status: {} },
+      ]);
+      assert.ok(
+        test.logs.some((r) =>
+          r.level === "warning" &&
+          r.message === "slice stat.broken: getStatus() failed: no status today"
+        ),
+      );
+    },
+  });
+}

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { method, ProtocolError } from "@inmanta/server";
 import { z } from "@inmanta/server/zod";
-import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, logged, startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
 const API = await Deno.readTextFile(new URL("./fixtures/api_extension.ts", import.meta.url));
 
@@ -35,9 +35,56 @@ for (const isolation of MODES) {
       const r = await getJson(`${url}/api/v2/echo/42?tags=a&tags=b&q=x`);
       assert.equal(r.status, 200);
       assert.deepEqual(r.body, { data: { id: 42, tags: ["a", "b"], q: "x" } });
-      const one = await getJson(`${url}/api/v2/echo/7?tags=solo&unknown=ignored`);
+      const one = await getJson(`${url}/api/v2/echo/7?tags=solo`);
       assert.deepEqual(one.body, { data: { id: 7, tags: ["solo"] } });
     });
+    await t.step("fields the method does not declare: 400 naming them (as Inmanta)", async () => {
+      const query = await getJson(`${url}/api/v2/echo/7?tags=solo&unknown=x&other=y`);
+      assert.deepEqual([query.status, query.body], [400, {
+        message:
+          "request contains fields 'unknown', 'other' that are not declared in method GET /api/v2/echo/:id",
+      }]);
+      const body = await getJson(`${url}/api/v2/items`, {
+        method: "POST",
+        body: JSON.stringify({ name: "box", count: 3, colour: "red" }),
+        headers: { "content-type": "application/json" },
+      });
+      assert.deepEqual([body.status, body.body], [400, {
+        message:
+          "request contains fields 'colour' that are not declared in method POST /api/v2/items",
+      }]);
+    });
+    await t.step("a schema that accepts more on purpose (z.looseObject) gets it", async () => {
+      const r = await getJson(`${url}/api/v2/loose`, {
+        method: "POST",
+        body: JSON.stringify({ name: "a", extra: 1 }),
+      });
+      assert.deepEqual([r.status, r.body], [200, { data: ["name", "extra"] }]);
+    });
+    await t.step(
+      "returns: a mismatch is a 500 and a log line naming method and field (as Inmanta)",
+      async () => {
+        const line = logged(api.test, (r) => r.message.includes("/api/v2/bad-answer"));
+        const r = await getJson(`${url}/api/v2/bad-answer`);
+        assert.deepEqual([r.status, r.body], [500, {
+          message:
+            "internal server error: the answer of GET /api/v2/bad-answer does not match its declared return type",
+        }]);
+        const record = await line;
+        assert.equal(record.level, "error");
+        assert.match(
+          record.message,
+          /^method GET \/api\/v2\/bad-answer returned a value that does not match its returns schema: field 'count': /,
+        );
+      },
+    );
+    await t.step(
+      "returns: the parsed value is sent (defaults filled in, undeclared fields dropped)",
+      async () => {
+        const r = await getJson(`${url}/api/v2/parsed-answer`);
+        assert.deepEqual([r.status, r.body], [200, { data: { shown: "yes", note: "filled in" } }]);
+      },
+    );
     await t.step("JSON body with a declared status", async () => {
       const r = await getJson(`${url}/api/v2/items`, {
         method: "POST",
@@ -158,13 +205,16 @@ for (const isolation of MODES) {
     assert.deepEqual(Object.keys(paths).sort(), [
       "/api/v1/fail",
       "/api/v1/serverstatus",
+      "/api/v2/bad-answer",
       "/api/v2/docs/openapi.json",
       "/api/v2/echo/{id}",
       "/api/v2/health",
       "/api/v2/items",
       "/api/v2/items/{name}",
+      "/api/v2/loose",
       "/api/v2/names/latest/info",
       "/api/v2/names/{first}/{last}",
+      "/api/v2/parsed-answer",
       "/api/v2/scheduled-tasks",
       "/api/v2/teapot",
       "/api/v2/upload",
@@ -248,6 +298,52 @@ export function setup(app) { app.registerSlice(new ServerSlice("forgetful.main")
     });
   });
 }
+
+for (const isolation of MODES) {
+  Deno.test(`[isolation=${isolation}] clientTypes: only Inmanta's api, agent, compiler; another is a start-up error naming the method`, async () => {
+    await using root = await tempDir();
+    await writeExtension(
+      root.path,
+      "typo",
+      `import { handle, method, ServerSlice } from "@inmanta/server";
+export const report = method({ path: "/report", operation: "GET", clientTypes: ["agent", "robot"] });
+class Typo extends ServerSlice {
+  @handle(report)
+  report() { return "ok"; }
+}
+export function setup(app) { app.registerSlice(new Typo("typo.main")); }
+`,
+    );
+    const test = await startTestServer({
+      roots: [root.path],
+      enable: ["typo"],
+      start: false,
+      isolation,
+    });
+    await assert.rejects(
+      test.server.start(),
+      /extension typo: .*method GET \/report: unknown client type 'robot': use api, agent, compiler/,
+    );
+    await test.stop();
+  });
+}
+
+Deno.test("method(): clientTypes take Inmanta's client types only", () => {
+  for (const clientTypes of [["api"], ["agent"], ["compiler"], ["api", "agent", "compiler"]]) {
+    assert.deepEqual(
+      method({ path: "/x", operation: "GET", clientTypes }).clientTypes,
+      clientTypes,
+    );
+  }
+  for (const clientTypes of [["API"], ["admin"], []]) {
+    assert.throws(() => method({ path: "/x", operation: "GET", clientTypes }), (e: unknown) => {
+      assert.ok(e instanceof ProtocolError);
+      assert.equal(e.code, "method.client_types");
+      assert.match(e.message, /^method GET \/x: /);
+      return true;
+    });
+  }
+});
 
 Deno.test("method(): a bad definition is an error where it is written", () => {
   const bad = (options: Parameters<typeof method>[0], message: RegExp) =>

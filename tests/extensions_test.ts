@@ -274,6 +274,7 @@ Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by D
     isolation: "process",
     permissions: `import=127.0.0.1:${listener.addr.port}`,
     status: "loaded",
+    reason: null,
     schema_version: null,
   });
   // A sandboxed module that cannot be imported stops start-up by default, naming it...
@@ -290,11 +291,11 @@ Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by D
     config: `[extension.remote]\nsource = ${base}/nothing.ts\nboot_failure = continue\n`,
   });
   const status = await getJson(`${broken.url}/api/v1/serverstatus`);
-  const failed = (status.body.data as { extensions: { status: string; failure?: string }[] })
+  const failed = (status.body.data as { extensions: { status: string; reason: string | null }[] })
     .extensions[1];
   assert.equal(failed.status, "failed");
   assert.match(
-    failed.failure!,
+    failed.reason!,
     /^extension remote: cannot fetch http:\/\/127\.0\.0\.1:(\d+)\/nothing\.ts: Module not found "http:\/\/127\.0\.0\.1:\1\/nothing\.ts"\.$/,
   );
 });

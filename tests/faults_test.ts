@@ -55,11 +55,11 @@ boot_failure = continue
 async function spinFailure(url: string): Promise<string> {
   const status = await getJson(`${url}/api/v1/serverstatus`);
   const data = status.body.data as {
-    extensions: { name: string; status: string; failure?: string }[];
+    extensions: { name: string; status: string; reason: string | null }[];
   };
   const spin = data.extensions.find((e) => e.name === "spin")!;
   assert.equal(spin.status, "failed");
-  return spin.failure!;
+  return spin.reason!;
 }
 
 Deno.test("faults: a handler in an endless loop fails its extension, not the server", async () => {

@@ -113,7 +113,7 @@ async function guestsUnder(root: string): Promise<string[]> {
     .filter((line) => line.includes("guest_process.ts") && line.includes(root));
 }
 
-type Extension = { name: string; status: string; failure?: string };
+type Extension = { name: string; status: string; reason: string | null };
 
 async function extensions(url: string): Promise<Extension[]> {
   const status = await getJson(`${url}/api/v1/serverstatus`);
@@ -174,9 +174,9 @@ ${names.map((n) => `[extension.${n}]\nmemory_limit = 64\n`).join("")}`,
       }, "every hostile guest to fail");
       for (const extension of failed) {
         assert.match(
-          extension.failure!,
+          extension.reason!,
           ATTACKS[extension.name].reason,
-          `${extension.name}: ${extension.failure}\n${server.stderr()}`,
+          `${extension.name}: ${extension.reason}\n${server.stderr()}`,
         );
       }
       const others = (await extensions(url)).filter((e) => !names.includes(e.name));

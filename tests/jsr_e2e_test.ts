@@ -26,7 +26,7 @@ interface Extension {
   version: string;
   source: string;
   status: string;
-  failure?: string;
+  reason: string | null;
 }
 
 Deno.test("JSR end to end: scaffold, publish, load, upgrade, refuse", async (t) => {
@@ -143,7 +143,7 @@ isolation = none
     assert.equal(code, 1);
     assert.match(
       server.stderr(),
-      /start-up failed: extension my_ext 0\.2\.0 requires core \^9 \(jsr:@acme\/my-ext@0\.2\.0\/deno\.json imports "@inmanta\/server"\) but this server is 0\.1\.0/,
+      /start-up failed \(boot_failure = abort\): extension my_ext 0\.2\.0 requires core \^9 \(jsr:@acme\/my-ext@0\.2\.0\/deno\.json imports "@inmanta\/server"\) but this server is 0\.1\.0/,
     );
   });
 
@@ -177,7 +177,7 @@ isolation = none
       const url = /server running at (\S+)/.exec(await server.line(/server running at/))![1];
       const mine = await status(url);
       assert.equal(mine.status, "failed");
-      assert.match(mine.failure!, /Integrity check failed/);
+      assert.match(mine.reason!, /Integrity check failed/);
       server.process.kill("SIGTERM");
       assert.equal((await server.process.status).code, 0);
     });

@@ -79,7 +79,7 @@ boot_failure = continue
         version: string;
         source: string;
         status: string;
-        failure?: string;
+        reason: string | null;
       }[];
     }).extensions;
     const greeter = extensions.find((e) => e.name === "greeter")!;
@@ -93,7 +93,7 @@ boot_failure = continue
       const bogus = extensions.find((e) => e.name === "bogus")!;
       assert.equal(bogus.status, "failed");
       assert.equal(
-        bogus.failure,
+        bogus.reason,
         "extension bogus: cannot fetch jsr:@test/nothere@^1: JSR package not found: @test/nothere",
       );
     });
@@ -101,7 +101,7 @@ boot_failure = continue
       const tampered = extensions.find((e) => e.name === "tampered")!;
       assert.equal(tampered.status, "failed");
       assert.match(
-        tampered.failure!,
+        tampered.reason!,
         /^extension tampered: cannot fetch jsr:@test\/tampered@1 \(resolved to 1\.0\.0\): Integrity check failed in package\. The package may have been tampered with\. \(Specifier: http:\/\/127\.0\.0\.1:\d+\/@test\/tampered\/1\.0\.0\/inmanta_ext\/tampered\/extension\.ts\)$/,
       );
     });

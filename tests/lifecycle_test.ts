@@ -59,8 +59,8 @@ for (const isolation of MODES) {
       }),
     );
     const test = await startTestServer({ roots: [root.path], enable: ["ord"], isolation });
+    // core.transport last: it starts after every slice that does not depend on it.
     assert.deepEqual(test.server.slices.map((s) => s.name), [
-      "core.transport",
       "core.server",
       "core.database",
       "ord.b",
@@ -68,6 +68,7 @@ for (const isolation of MODES) {
       "ord.d",
       "ord.a",
       "ord.e",
+      "core.transport",
     ]);
     assert.ok(
       test.logs.some((r) =>
@@ -85,7 +86,7 @@ for (const isolation of MODES) {
       ...reversed.map((n) => `prestop ${n} stopping`),
       ...reversed.map((n) => `stop ${n}`),
     ]);
-    assert.ok(test.server.slices.every((s) => s.status === "stopped"));
+    assert.ok(test.server.slices.every((s) => s.state === "stopped"));
   });
 }
 
@@ -159,9 +160,11 @@ for (const isolation of MODES) {
       "stop sf.two",
       "stop sf.one",
     ]);
-    assert.equal(test.server.getSlice("sf.bad").status, "failed");
-    assert.equal(test.server.getSlice("sf.after").status, "registered");
-    assert.equal(test.server.getSlice("core.transport").status, "stopped");
+    assert.equal(test.server.getSlice("sf.bad").state, "failed");
+    assert.equal(test.server.getSlice("sf.after").state, "registered");
+    // The port never opened: the listener starts after every other slice.
+    assert.equal(test.server.getSlice("core.transport").state, "registered");
+    assert.equal(test.server.getSlice("core.server").state, "stopped");
     assert.equal(test.server.state, "failed");
   });
 }
@@ -216,7 +219,7 @@ for (const isolation of MODES) {
       ),
     );
     assert.deepEqual(events(test.logs).slice(-2), ["stop hstop.stuck", "stop hstop.base"]);
-    assert.equal(test.server.getSlice("hstop.base").status, "stopped");
+    assert.equal(test.server.getSlice("hstop.base").state, "stopped");
     assert.equal(test.server.state, "stopped");
   });
 }

@@ -53,7 +53,7 @@ Deno.test("main: the default configuration serves core and the example extension
   assert.match(server.stderr(), /server stopped/);
 });
 
-Deno.test("main: SIGTERM drains requests in flight, runs prestop and stop, exits 0", async () => {
+Deno.test("main: SIGTERM drains requests in flight before any prestop (listener first, as Inmanta), then prestop and stop, exits 0", async () => {
   await using root = await tempDir();
   await writeExtension(
     root.path,
@@ -62,13 +62,17 @@ Deno.test("main: SIGTERM drains requests in flight, runs prestop and stop, exits
 import { z } from "@inmanta/server/zod";
 export const wait = method({ path: "/wait", operation: "GET", returns: z.string() });
 class Drain extends ServerSlice {
-  #stopping = Promise.withResolvers();
-  prestop() { this.logger.info("prestop ran"); this.#stopping.resolve(); }
+  prestop() { this.logger.info("prestop ran"); }
   stop() { this.logger.info("stop ran"); }
   @handle(wait)
   async wait() {
+    // Answers only once the server got SIGTERM: the request is in flight during shutdown.
+    const { promise, resolve } = Promise.withResolvers();
+    Deno.addSignalListener("SIGTERM", resolve);
     this.logger.info("request waiting for shutdown");
-    await this.#stopping.promise;
+    await promise;
+    Deno.removeSignalListener("SIGTERM", resolve);
+    this.logger.info("request completed");
     return "completed during shutdown";
   }
 }
@@ -78,7 +82,7 @@ export function setup(app) { app.registerSlice(new Drain("drain.main")); }
   const cfg = join(root.path, "drain.cfg");
   await Deno.writeTextFile(
     cfg,
-    `[server]\nenabled_extensions = drain\nextension_path = ${root.path}\n`,
+    `[server]\nenabled_extensions = drain\nextension_path = ${root.path}\n[extension.drain]\nisolation = none\n`,
   );
   const server = serve(["--config", cfg, "--port", "0"], [root.path]);
   const url = /server running at (\S+)/.exec(await server.line(/server running at/))![1];
@@ -89,7 +93,8 @@ export function setup(app) { app.registerSlice(new Drain("drain.main")); }
   assert.deepEqual([response.status, response.body], [200, { data: "completed during shutdown" }]);
   assert.equal((await server.process.status).code, 0);
   const log = server.stderr();
-  assert.ok(log.indexOf("prestop ran") < log.indexOf("stop ran"));
+  assert.ok(log.indexOf("request completed") < log.indexOf("prestop ran"), log);
+  assert.ok(log.indexOf("prestop ran") < log.indexOf("stop ran"), log);
   assert.match(log, /server stopped/);
 });
 
@@ -151,7 +156,7 @@ Deno.test("main: start-up errors print one line and exit 1", async (t) => {
     [
       "unknown extension",
       ["--config", await write("unknown.cfg", "[server]\nenabled_extensions = ghost\n")],
-      /^inmanta: start-up failed: extension ghost is enabled but not found; looked for .*inmanta_ext\/ghost\/extension\.ts$/,
+      /^inmanta: start-up failed \(boot_failure = abort\): extension ghost is enabled but not found; looked for .*inmanta_ext\/ghost\/extension\.ts$/,
     ],
     [
       "malformed configuration",

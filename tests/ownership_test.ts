@@ -64,11 +64,11 @@ for (const isolation of ["process", "worker", "none"] as const) {
       });
       const status = await getJson(`${test.url}/api/v1/serverstatus`);
       const extensions = (status.body.data as {
-        extensions: { name: string; status: string; failure?: string }[];
+        extensions: { name: string; status: string; reason: string | null }[];
       }).extensions;
       const loser = extensions.find((e) => e.name === name)!;
       assert.equal(loser.status, "failed");
-      assert.match(loser.failure!, thief.error);
+      assert.match(loser.reason!, thief.error);
       // The owners keep what they own.
       const app = await fetch(`${test.url}/console/app.js`);
       assert.equal(app.status, 200);

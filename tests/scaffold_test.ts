@@ -52,6 +52,10 @@ Deno.test("scaffold: the files of a new extension; bad names and folders refused
   ) {
     assert.ok((await Deno.stat(join(dir, file))).isFile, file);
   }
+  // The template generates the Inmanta idiom: after core.server, before core.transport.
+  const source = await Deno.readTextFile(join(dir, "inmanta_ext/greeter_plus/extension.ts"));
+  assert.match(source, /getDependencies\(\): string\[\] \{\s+return \["core\.server"\];/);
+  assert.match(source, /getDependedBy\(\): string\[\] \{\s+return \["core\.transport"\];/);
 
   await t.step("bad names and existing folders are refused", async () => {
     for (

@@ -3,7 +3,7 @@
  * cron tasks, background tasks awaited on stop and abandoned past the stop timeout.
  */
 import assert from "node:assert/strict";
-import { startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, logged, startTestServer, tempDir, writeExtension } from "./helpers.ts";
 
 interface State {
   ticks: number;
@@ -157,3 +157,91 @@ export function setup(app) { app.registerSlice(new C("badcron.main")); }
     /^SliceError: slice badcron\.main start failed: slice badcron\.main: invalid cron expression 'every tuesday': /,
   );
 });
+
+const FIDELITY = `import { ServerSlice } from "@inmanta/server";
+function report() {}
+function nightly() {}
+function dropped() {}
+class Tasks extends ServerSlice {
+  start() {
+    this.schedule(report, 3600);
+    this.schedule(report, 3600);
+    this.schedule(report, 1800);
+    this.scheduleCron(nightly, "0 3 * * *", { name: "nightly report" });
+    this.scheduleCron(nightly, "0 3 * * *", { name: "nightly report" });
+    this.scheduleCron(dropped, "0 4 * * *");
+    const first = this.removeCron(dropped, "0 4 * * *");
+    this.logger.info(\`removeCron: \${first} then \${this.removeCron(dropped, "0 4 * * *")}\`);
+    this.schedule(async (signal) => {
+      this.logger.info("long run started");
+      await new Promise((resolve) => signal.addEventListener("abort", () => {
+        this.logger.info(\`long run aborted: \${signal.reason?.message}\`);
+        resolve();
+      }));
+    }, 3600, { initialDelay: 0, name: "long run" });
+    const logger = this.logger;
+    this.schedule(async function stubborn() {
+      logger.info("stubborn run started");
+      await new Promise(() => {}); // ignores its signal: never ends on its own
+    }, 3600, { initialDelay: 0 });
+  }
+}
+export function setup(app) { app.registerSlice(new Tasks("tasks.main")); }
+`;
+
+interface TaskRow {
+  slice: string;
+  name: string;
+  schedule: string;
+}
+
+/** The scheduled tasks once `count` are listed (a sandbox reports them with its heartbeat). */
+async function listedTasks(url: string, count: number): Promise<TaskRow[]> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const rows = (await getJson(`${url}/api/v2/scheduled-tasks`)).body.data as TaskRow[];
+    const ours = rows.filter((r) => r.slice === "tasks.main");
+    if (ours.length >= count) return ours;
+    // Waits for the sandbox's next heartbeat (every 200 ms), which carries its task list.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error("the scheduled tasks were never listed");
+}
+
+for (const isolation of ["none", "worker", "process"] as const) {
+  Deno.test(`[isolation=${isolation}] scheduling as Inmanta: one task per fn and schedule, removeCron, names listed, cancelOnStop aborts a run at prestop without waiting`, async () => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "tasks", FIDELITY);
+    const test = await startTestServer({
+      roots: [root.path],
+      enable: ["tasks"],
+      isolation,
+      start: false,
+      // Were the runs awaited, stop would hang here and log them abandoned.
+      config: "[server]\nslice_stop_timeout = 60\nshutdown_timeout = 120\n",
+    });
+    const long = logged(test, (r) => r.message === "long run started");
+    const stubborn = logged(test, (r) => r.message === "stubborn run started");
+    await test.server.start();
+    // Fails at once, rather than waiting for its logs forever, if the extension did not load.
+    assert.equal(test.server.getSlice("tasks.main").state, "started");
+    await Promise.all([long, stubborn]);
+    assert.ok(test.logs.some((r) => r.message === "removeCron: true then false"));
+
+    const rows = await listedTasks(test.url, 5);
+    assert.deepEqual(rows.map((r) => [r.name, r.schedule]), [
+      ["report", "every 3600s"],
+      ["report", "every 1800s"],
+      ["nightly report", "0 3 * * *"],
+      ["long run", "every 3600s"],
+      ["stubborn", "every 3600s"],
+    ]);
+
+    await test.stop();
+    assert.ok(test.logs.some((r) => r.message === "long run aborted: cancelled at prestop"));
+    assert.ok(
+      !test.logs.some((r) => r.message.includes("still running at the stop deadline")),
+      "cancelled runs are not waited for",
+    );
+    assert.ok(!test.logs.some((r) => r.message.includes("failed: cancelled")));
+  });
+}

@@ -72,9 +72,15 @@ Deno.test("static content", async (t) => {
   await t.step("the longest prefix wins; its own default file", async () => {
     assert.equal(await (await fetch(`${url}/files/docs/`)).text(), "<h1>docs</h1>");
   });
-  await t.step("start: the directory is served at / too", async () => {
+  await t.step("start: / redirects to the location, as Inmanta's RedirectHandler", async () => {
+    const root = await fetch(`${url}/?from=root`, { redirect: "manual" });
+    await root.body?.cancel();
+    assert.deepEqual([root.status, root.headers.get("location")], [301, `${url}/files/?from=root`]);
     assert.equal(await (await fetch(`${url}/`)).text(), "<h1>index</h1>");
-    assert.equal(await (await fetch(`${url}/app.js`)).text(), "export const x = 1;");
+    // Only / itself: the directory is not served at the root.
+    const file = await fetch(`${url}/app.js`);
+    await file.body?.cancel();
+    assert.equal(file.status, 404);
   });
   await t.step("ETag and If-None-Match: 304", async () => {
     const first = await fetch(`${url}/files/app.js`);
@@ -137,3 +143,62 @@ Deno.test("static content", async (t) => {
     assert.equal(await response.text(), "");
   });
 });
+
+const SPA = `import { ServerSlice } from "@inmanta/server";
+class Spa extends ServerSlice {
+  constructor(root) { super("spa.main"); this.root = root; }
+  prestart() { this.addStaticHandler("/app", this.root, "index.html", true, { fallback: true }); }
+}
+export function setup(application) {
+  application.registerSlice(new Spa(application.config.string("extension.spa", "root")));
+}
+`;
+
+for (const isolation of ["none", "worker", "process"] as const) {
+  Deno.test(`[isolation=${isolation}] static fallback for single-page apps, start redirects / (as inmanta-ui needs)`, async (t) => {
+    await using tmp = await tempDir();
+    const site = join(tmp.path, "site");
+    await Deno.mkdir(site, { recursive: true });
+    await Deno.writeTextFile(join(site, "index.html"), "<h1>app</h1>");
+    await Deno.writeTextFile(join(site, "asset.js"), "export const a = 1;");
+    await writeExtension(tmp.path, "spa", SPA);
+    await using test = await startTestServer({
+      roots: [tmp.path],
+      enable: ["spa"],
+      isolation,
+      config: `[extension.spa]\nroot = ${site}\npermissions = read=${site}\n`,
+    });
+    const url = test.url;
+    const get = async (path: string) => {
+      const response = await fetch(`${url}${path}`, { redirect: "manual" });
+      return [response.status, response.headers.get("content-type"), await response.text()];
+    };
+    await t.step("client-side routes answer the default file", async () => {
+      assert.deepEqual(await get("/app/environments/3/resources"), [
+        200,
+        "text/html; charset=utf-8",
+        "<h1>app</h1>",
+      ]);
+      assert.deepEqual(await get("/app/"), [200, "text/html; charset=utf-8", "<h1>app</h1>"]);
+    });
+    await t.step("real files untouched", async () => {
+      assert.deepEqual(await get("/app/asset.js"), [
+        200,
+        "text/javascript; charset=utf-8",
+        "export const a = 1;",
+      ]);
+    });
+    await t.step("API paths untouched", async () => {
+      const [status, , body] = await get("/api/v2/app/nothing");
+      assert.equal(status, 404);
+      assert.deepEqual(JSON.parse(body as string), {
+        message: "no route for GET /api/v2/app/nothing",
+      });
+    });
+    await t.step("/ redirects to the location", async () => {
+      const response = await fetch(`${url}/`, { redirect: "manual" });
+      await response.body?.cancel();
+      assert.deepEqual([response.status, response.headers.get("location")], [301, `${url}/app/`]);
+    });
+  });
+}

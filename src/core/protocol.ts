@@ -21,8 +21,11 @@ export const serverStatus = method({
       source: z.string(),
       isolation: z.string(),
       permissions: z.string(),
+      /** `loaded` or `failed`. */
       status: z.string(),
-      failure: z.string().optional(),
+      /** Why it failed; null when loaded. */
+      reason: z.string().nullable(),
+      /** Its last applied migration, or null. */
       schema_version: z.string().nullable(),
     })),
     instances: z.array(z.object({
@@ -33,10 +36,14 @@ export const serverStatus = method({
     })).optional(),
     slices: z.array(z.object({
       name: z.string(),
-      status: z.string(),
+      /** The lifecycle state. */
+      state: z.string(),
+      /** What the slice's getStatus() returned (Inmanta's get_status()). */
+      status: z.record(z.string(), z.unknown()),
       dependencies: z.array(z.string()),
       dependedBy: z.array(z.string()),
-      failure: z.string().optional(),
+      /** Why it failed; null unless its state is failed. */
+      reason: z.string().nullable(),
     })),
     features: z.array(z.object({
       slice: z.string(),
@@ -47,14 +54,20 @@ export const serverStatus = method({
   }),
 });
 
-/** `GET /api/v2/health`: 200 `{"status": "up"}` once every slice started, 503 otherwise. */
+/**
+ * `GET /api/v2/health`: 200 `{"status": "up"}` once every slice started and no extension
+ * failed; otherwise 503 with `{"status": "stopping" | "degraded", "failed": [extensions]}`.
+ */
 export const health = method({
   path: "/health",
   operation: "GET",
   apiVersion: 2,
   enforceAuth: false,
-  summary: "Whether every slice started",
-  returns: z.object({ status: z.literal("up") }),
+  summary: "Whether every slice started and no extension failed (503 when not)",
+  returns: z.object({
+    status: z.enum(["up", "degraded", "stopping"]),
+    failed: z.array(z.string()).optional(),
+  }),
 });
 
 /** `GET /api/v2/docs/openapi.json`: the OpenAPI 3.1 document of every loaded method. */

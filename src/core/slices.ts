@@ -5,7 +5,6 @@
  * @module
  */
 import type { z } from "zod";
-import { HttpError } from "../errors.ts";
 import type { HttpTransport } from "../http/transport.ts";
 import { handle } from "../protocol/method.ts";
 import { service } from "../slices/services.ts";
@@ -15,9 +14,9 @@ import { health, openApi, scheduledTasks, serverStatus } from "./protocol.ts";
 /** What the core slices need of the server. */
 export interface CoreView {
   /** The body of `/api/v1/serverstatus`. */
-  status(): z.input<typeof serverStatus.returns>;
-  /** `up` once every slice started; otherwise why not. */
-  health(): "up" | "starting" | "degraded" | "stopping" | "failed";
+  status(): Promise<z.input<typeof serverStatus.returns>>;
+  /** `up` once every slice started and no extension failed; otherwise why not. */
+  health(): Health;
   /** The scheduled tasks of every slice. */
   tasks(): z.input<typeof scheduledTasks.returns>;
   /** The OpenAPI document. */
@@ -28,7 +27,28 @@ export interface CoreView {
   shutdownDeadline(): number;
 }
 
-/** `core.transport`: starts listening first and, at prestop, drains the requests in flight. */
+/** What `/api/v2/health` says. */
+export interface Health {
+  /** `up`, or why not. */
+  status: "up" | "degraded" | "stopping";
+  /** The extensions that failed. */
+  failed: string[];
+}
+
+/** The answer of `/api/v2/health` when the server is not up: 503 with the health and why. */
+export function healthResponse(health: Health): Response {
+  return Response.json(
+    { data: health, message: `server is ${health.status}` },
+    { status: 503, headers: { "cache-control": "no-store" } },
+  );
+}
+
+/**
+ * `core.transport`: the listener. It starts after every slice that serves endpoints or static
+ * content (the port opens when the API behind it is ready) and is the first to stop: its
+ * prestop answers new requests 503 and waits for those in flight before any other slice's
+ * prestop; its stop closes the port before any other slice stops.
+ */
 export class TransportSlice extends ServerSlice {
   readonly #view: CoreView;
 
@@ -47,11 +67,25 @@ export class TransportSlice extends ServerSlice {
   }
 
   override async stop(): Promise<void> {
-    await this.#view.transport().close();
+    await this.#view.transport().close(this.#view.shutdownDeadline());
+  }
+
+  /** Where it listens and how many requests are being answered. */
+  override getStatus(): Record<string, unknown> {
+    const transport = this.#view.transport();
+    return {
+      listening: transport.addresses.map(({ hostname, port }) =>
+        `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`
+      ),
+      in_flight: transport.inFlight,
+    };
   }
 }
 
-/** `core.server`: status, health and API document. */
+/**
+ * `core.server`: status, health and API document. It does not depend on `core.transport`:
+ * like every slice that serves endpoints, it starts before the listener opens.
+ */
 export class CoreServerSlice extends ServerSlice {
   readonly #view: CoreView;
 
@@ -61,21 +95,17 @@ export class CoreServerSlice extends ServerSlice {
     this.#view = view;
   }
 
-  override getDependencies(): string[] {
-    return ["core.transport"];
-  }
-
   /** The `data` of `GET /api/v1/serverstatus`; a service other slices may call. */
   @handle(serverStatus)
   @service
-  getServerStatus(): z.input<typeof serverStatus.returns> {
+  getServerStatus(): Promise<z.input<typeof serverStatus.returns>> {
     return this.#view.status();
   }
 
   @handle(health)
-  getHealth(): { status: "up" } {
-    const state = this.#view.health();
-    if (state !== "up") throw new HttpError(503, `server is ${state}`);
+  getHealth(): { status: "up" } | Response {
+    const health = this.#view.health();
+    if (health.status !== "up") return healthResponse(health);
     return { status: "up" };
   }
 

@@ -77,7 +77,7 @@ export class DatabaseSlice extends ServerSlice {
   }
 
   /** Which engine, and where (never the password). */
-  getStatus(): Record<string, unknown> {
+  override getStatus(): Record<string, unknown> {
     const s = this.#settings;
     if (!s) return {};
     return s.engine === "embedded" ? { engine: "embedded", state_dir: resolve(s.stateDir) } : {

@@ -82,6 +82,28 @@ function deniedHint(denied: Denied): string {
   } or move the extension under a folder it may read)`;
 }
 
+/**
+ * The extensions found under the roots of `server.extension_path` (`inmanta_ext/<name>/
+ * extension.ts`), sorted; unreadable roots are skipped.
+ */
+export async function availableExtensions(config: Config): Promise<string[]> {
+  const found = new Set<string>();
+  for (const root of extensionRoots(config)) {
+    try {
+      for await (const entry of Deno.readDir(join(root, "inmanta_ext"))) {
+        if (
+          entry.isDirectory && await isFile(join(root, "inmanta_ext", entry.name, "extension.ts"))
+        ) {
+          found.add(entry.name);
+        }
+      }
+    } catch {
+      // A root without inmanta_ext/ holds no extension.
+    }
+  }
+  return [...found].sort();
+}
+
 /** Finds every enabled extension; an extension that cannot be found is an ExtensionError. */
 export async function discoverExtensions(
   config: Config,

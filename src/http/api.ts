@@ -144,7 +144,7 @@ function endpoint(route: Route, options: AppOptions): Endpoint {
       503,
       why
         ? `slice ${slice.name} failed: ${why}`
-        : `slice ${slice.name} is not started (${slice.status})`,
+        : `slice ${slice.name} is not started (${slice.state})`,
     );
   };
 
@@ -196,7 +196,7 @@ function endpoint(route: Route, options: AppOptions): Endpoint {
   };
 
   return (request, path, params, search) => {
-    if (slice.status !== "started") return unavailable();
+    if (slice.state !== "started") return unavailable();
     if (!inQuery) return withBody(request, path, params);
     if (auth) return authorised(request, path, params, search);
     if (forward) return forward(request, params);

@@ -18,6 +18,8 @@ export type StaticMount =
     root: string | URL;
     defaultFilename: string;
     start: boolean;
+    /** Answer `defaultFilename` for paths under `location` that hold no file. */
+    fallback?: boolean;
   }
   | { kind: "content"; location: string; content: string | Uint8Array; contentType: string }
   | {
@@ -34,6 +36,8 @@ interface DirectoryEntry {
   /** The real path of `root` once known (undefined: missing), or the promise of it. */
   realRoot: string | undefined | Promise<string | undefined>;
   defaultFilename: string;
+  /** Answer the default file for paths that hold no file (single-page applications). */
+  fallback: boolean;
   owner: string;
   forward?: (request: Request) => Promise<Response>;
 }
@@ -165,6 +169,8 @@ export class StaticTable {
    */
   #byFirstSegment = new Map<string, DirectoryEntry[]>();
   readonly #contents = new Map<string, ContentEntry>();
+  /** Where `/` redirects to, when a mount was added with `start` (and its owner). */
+  #start: { location: string; owner: string } | undefined;
 
   /**
    * Refuses a location at, inside or around one another extension owns (`/` is everybody's
@@ -228,8 +234,16 @@ export class StaticTable {
       : mount.root instanceof URL
       ? fileURLToPath(mount.root)
       : resolve(mount.root);
-    const prefixes = mount.start && location !== "/" ? [location, "/"] : [location];
-    for (const prefix of prefixes) {
+    if (mount.start && location !== "/") {
+      if (this.#start) {
+        throw new SliceError(
+          "static.duplicate",
+          `slice ${owner}: / already redirects to ${this.#start.location} (start = true of ${this.#start.owner})`,
+        );
+      }
+      this.#start = { location, owner };
+    }
+    for (const prefix of [location]) {
       const taken = this.#directories.find((d) => d.prefix === prefix);
       if (taken) {
         throw new SliceError(
@@ -242,6 +256,7 @@ export class StaticTable {
         root,
         realRoot: undefined,
         defaultFilename: mount.kind === "directory" ? mount.defaultFilename : "",
+        fallback: mount.kind === "directory" && mount.fallback === true,
         owner,
         forward: mount.kind === "proxy" ? mount.forward : undefined,
       };
@@ -273,6 +288,11 @@ export class StaticTable {
         return new Response(request.method === "HEAD" ? null : content.body, { headers });
       }
     }
+    // As Inmanta's `start`: the root of the server sends the browser to the application.
+    if (this.#start !== undefined && pathname === "/") {
+      const url = new URL(request.url);
+      return Response.redirect(`${url.origin}${this.#start.location}/${url.search}`, 301);
+    }
     const candidates = pathname === "/"
       ? undefined
       : this.#byFirstSegment.get(firstSegment(pathname));
@@ -290,11 +310,32 @@ export class StaticTable {
       if (dir.forward) return dir.forward(request);
       const realRoot = dir.realRoot;
       if (realRoot instanceof Promise) {
-        return realRoot.then((real) => this.#serveFile(request, dir, real, rest, pathname));
+        return realRoot.then((real) => this.#serveOrFallback(request, dir, real, rest, pathname));
       }
-      return this.#serveFile(request, dir, realRoot, rest, pathname);
+      return this.#serveOrFallback(request, dir, realRoot, rest, pathname);
     }
     return undefined;
+  }
+
+  /**
+   * The file, or for a mount with `fallback` and a path that holds none, its default file: a
+   * single-page application routes on the client. Paths under `/api/` never fall back.
+   */
+  #serveOrFallback(
+    request: Request,
+    dir: DirectoryEntry,
+    realRoot: string | undefined,
+    rest: string,
+    pathname: string,
+  ): Response | Promise<Response> {
+    const answer = this.#serveFile(request, dir, realRoot, rest, pathname);
+    if (!dir.fallback || pathname.startsWith("/api/")) return answer;
+    const orDefault = (response: Response): Response | Promise<Response> => {
+      if (response.status !== 404) return response;
+      void response.body?.cancel();
+      return this.#serveFile(request, dir, realRoot, "/", pathname);
+    };
+    return answer instanceof Promise ? answer.then(orDefault) : orDefault(answer);
   }
 
   #serveFile(

@@ -20,6 +20,8 @@ export interface TransportOptions {
   log: Logger;
   /** PEM certificate and key: serve HTTPS. */
   tls?: { cert: string; key: string };
+  /** The answer to a request once stopping began, if not the plain 503 (health checks). */
+  stopping?: (request: Request) => Response | undefined;
 }
 
 const STREAMS = new WeakSet<Response>();
@@ -66,6 +68,11 @@ export class HttpTransport {
     return this.#servers.map((s) => s.addr);
   }
 
+  /** Requests being answered now (those whose answer is not ready at once). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
   /** Whether it serves HTTPS. */
   get tls(): boolean {
     return this.#options.tls !== undefined;
@@ -104,7 +111,7 @@ export class HttpTransport {
 
   #handle(request: Request): Response | Promise<Response> {
     if (this.#stopping) {
-      return Response.json({ message: "server is stopping" }, {
+      return this.#options.stopping?.(request) ?? Response.json({ message: "server is stopping" }, {
         status: 503,
         headers: { connection: "close" },
       });
@@ -117,12 +124,21 @@ export class HttpTransport {
     }
     this.#inFlight++;
     return answer.then((response) => {
-      this.#inFlight--;
+      this.#settled();
       return marked && STREAMS.has(response) ? this.#track(response) : response;
     }, (error) => {
-      this.#inFlight--;
+      this.#settled();
       throw error;
     });
+  }
+
+  /** Who waits for the last request in flight to be answered. */
+  #idle: (() => void)[] = [];
+
+  #settled(): void {
+    if (--this.#inFlight === 0 && this.#idle.length > 0) {
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
   }
 
   /** Open long-lived streams, ended at shutdown (they never end on their own). */
@@ -154,17 +170,9 @@ export class HttpTransport {
     });
   }
 
-  /** From now on new requests get 503. */
+  /** From now on new requests get 503, and long-lived streams are ended. */
   beginStopping(): void {
     this.#stopping = true;
-  }
-
-  /**
-   * Stops accepting connections and waits for the requests in flight, until `deadline` (ms
-   * since epoch). Returns true when everything drained.
-   */
-  async drain(deadline: number): Promise<boolean> {
-    this.beginStopping();
     for (const stream of this.#streams) {
       try {
         stream.terminate();
@@ -173,12 +181,23 @@ export class HttpTransport {
       }
     }
     this.#streams.clear();
+  }
+
+  /**
+   * Answers new requests 503 and waits until the requests in flight are answered, or until
+   * `deadline` (ms since epoch). The port stays open (health checks see 503 `stopping`) until
+   * {@link close}. Returns true when everything drained.
+   */
+  async drain(deadline: number): Promise<boolean> {
+    this.beginStopping();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
     });
-    const drained = Promise.all(this.#servers.map((s) => s.shutdown())).then(() => true);
-    const done = await Promise.race([drained, expired]);
+    const idle = this.#inFlight === 0
+      ? Promise.resolve(true)
+      : new Promise<true>((resolve) => this.#idle.push(() => resolve(true)));
+    const done = await Promise.race([idle, expired]);
     clearTimeout(timer);
     if (!done) {
       this.#options.log.error(
@@ -188,9 +207,24 @@ export class HttpTransport {
     return done;
   }
 
-  /** Closes the listeners without waiting. */
-  async close(): Promise<void> {
+  /**
+   * Closes the listeners and waits for the responses still being sent, until `deadline` (ms
+   * since epoch) when one is given.
+   */
+  async close(deadline?: number): Promise<void> {
     this.beginStopping();
-    await Promise.allSettled(this.#servers.map((s) => s.shutdown()));
+    const shutdown = Promise.allSettled(this.#servers.map((s) => s.shutdown()));
+    if (deadline === undefined) {
+      await shutdown;
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      shutdown,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }

@@ -53,6 +53,31 @@ function isArraySchema(schema: z.ZodType): boolean {
   return false;
 }
 
+/**
+ * The fields an argument schema declares, when undeclared ones are an error: as Inmanta, a
+ * request with fields the method does not declare is refused rather than silently dropped. A
+ * schema that accepts more on purpose (`z.looseObject`, `.catchall(...)`) is left alone.
+ */
+function declaredFields(args: z.ZodType): ReadonlySet<string> | undefined {
+  if (!(args instanceof z.ZodObject)) return undefined;
+  const catchall = (args as unknown as { _zod: { def: { catchall?: z.ZodType } } })._zod.def
+    .catchall;
+  if (catchall !== undefined && !(catchall instanceof z.ZodNever)) return undefined;
+  return new Set(Object.keys(args.shape));
+}
+
+/** Whether a `returns` schema checks anything (the default `z.unknown()` does not). */
+function checksReturns(returns: z.ZodType): boolean {
+  return !(returns instanceof z.ZodUnknown || returns instanceof z.ZodAny);
+}
+
+function returnIssueText(error: z.ZodError): string {
+  return error.issues.slice(0, 5).map((issue) => {
+    const field = issue.path.map(String).join(".");
+    return `${field ? `field '${field}'` : "the value"}: ${issue.message}`;
+  }).join("; ");
+}
+
 function issueText(error: z.ZodError): string {
   return error.issues.slice(0, 5).map((issue) => {
     const field = issue.path.map(String).join(".");
@@ -89,6 +114,9 @@ export class Invoker {
   readonly #log: Logger;
   readonly #arrayKeys: Set<string>;
   readonly #inQuery: boolean;
+  readonly #declared: ReadonlySet<string> | undefined;
+  readonly #returns: z.ZodType | undefined;
+  readonly #name: string;
 
   /**
    * @param route the method and its handler
@@ -101,6 +129,21 @@ export class Invoker {
     const shape: Record<string, z.ZodType> = args instanceof z.ZodObject ? args.shape : {};
     this.#arrayKeys = new Set(Object.keys(shape).filter((k) => isArraySchema(shape[k])));
     this.#inQuery = QUERY_OPERATIONS.has(route.method.operation);
+    this.#declared = declaredFields(zodOf(args));
+    const returns = zodOf(route.method.returns);
+    this.#returns = checksReturns(returns) ? returns : undefined;
+    this.#name = `${route.method.operation} ${route.method.url}`;
+  }
+
+  /** The 400 for fields the method does not declare, if the request has any. */
+  #undeclared(raw: Record<string, unknown>): Outcome | undefined {
+    let extra: string[] | undefined;
+    for (const key in raw) if (!this.#declared!.has(key)) (extra ??= []).push(`'${key}'`);
+    if (extra === undefined) return undefined;
+    return failureOutcome(
+      400,
+      `request contains fields ${extra.join(", ")} that are not declared in method ${this.#name}`,
+    );
   }
 
   /**
@@ -118,6 +161,10 @@ export class Invoker {
         raw = decoded.args;
       }
       for (const key in input.params) raw[key] = input.params[key];
+      if (this.#declared) {
+        const refused = this.#undeclared(raw);
+        if (refused) return refused;
+      }
       const parsed = this.#parse(raw);
       if (parsed instanceof Promise) {
         return parsed.then((result) => this.#call(result, input)).catch((error) =>
@@ -150,7 +197,7 @@ export class Invoker {
     return this.#answer(data);
   }
 
-  #answer(data: unknown): Outcome {
+  #answer(data: unknown): Outcome | Promise<Outcome> {
     // A handler may answer for itself (the OpenAPI document is not enveloped).
     if (data instanceof Response) return { response: data };
     const status = this.#route.method.status;
@@ -158,9 +205,41 @@ export class Invoker {
     if (status === 204 || status === 205 || status === 304) {
       return { response: new Response(null, { status }) };
     }
+    if (this.#returns) {
+      let checked: ReturnType<z.ZodType["safeParse"]>;
+      try {
+        checked = this.#returns.safeParse(data);
+      } catch (error) {
+        if (!(error instanceof z.core.$ZodAsyncError)) throw error;
+        return this.#returns.safeParseAsync(data).then((result) => this.#checked(result));
+      }
+      return this.#checked(checked);
+    }
+    return this.#envelope(data);
+  }
+
+  /**
+   * The answer of a validated return value: the parsed value (defaults filled in, undeclared
+   * fields dropped, as pydantic does for Inmanta), or a 500 and a log line naming the method
+   * and the field.
+   */
+  #checked(result: ReturnType<z.ZodType["safeParse"]>): Outcome {
+    if (result.success) return this.#envelope(result.data);
+    this.#log.error(
+      `method ${this.#name} returned a value that does not match its returns schema: ${
+        returnIssueText(result.error)
+      }`,
+    );
+    return failureOutcome(
+      500,
+      `internal server error: the answer of ${this.#name} does not match its declared return type`,
+    );
+  }
+
+  #envelope(data: unknown): Outcome {
     // Concatenating the envelope saves wrapping every answer in an object to stringify it.
     return {
-      status,
+      status: this.#route.method.status,
       json: `{"data":${JSON.stringify(data) ?? "null"}}`,
     };
   }

@@ -38,6 +38,9 @@ export type Operation = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD";
 
 const OPERATIONS: ReadonlySet<string> = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]);
 
+/** The client types Inmanta defines (`inmanta.const.ClientType`); `clientTypes` takes only these. */
+export const CLIENT_TYPES: readonly string[] = Object.freeze(["api", "agent", "compiler"]);
+
 /** Operations whose arguments come from the query string rather than a JSON body. */
 export const QUERY_OPERATIONS: ReadonlySet<Operation> = new Set(["GET", "DELETE", "HEAD"]);
 
@@ -53,7 +56,10 @@ export interface MethodOptions<A extends Schema, R extends Schema> {
   args?: A;
   /** Schema of the returned data, for the OpenAPI document. Default: anything. */
   returns?: R;
-  /** Client types allowed to call it (Inmanta's `client_types`). Default `["api"]`. */
+  /**
+   * Client types allowed to call it (Inmanta's `client_types`): `api`, `agent` or `compiler`.
+   * Default `["api"]`.
+   */
   clientTypes?: string[];
   /** One-line summary for the OpenAPI document. */
   summary?: string;
@@ -144,6 +150,21 @@ export function method<
       );
     }
   }
+  const clientTypes = options.clientTypes ?? ["api"];
+  if (!Array.isArray(clientTypes) || clientTypes.length === 0) {
+    throw new ProtocolError(
+      "method.client_types",
+      `${where}: clientTypes must be a non-empty list of ${CLIENT_TYPES.join(", ")}`,
+    );
+  }
+  for (const type of clientTypes) {
+    if (!CLIENT_TYPES.includes(type)) {
+      throw new ProtocolError(
+        "method.client_types",
+        `${where}: unknown client type '${type}': use ${CLIENT_TYPES.join(", ")} (as Inmanta)`,
+      );
+    }
+  }
   const pathParams = [...options.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
   const args = (options.args ?? z.object({})) as unknown as A;
   if (args instanceof z.ZodObject) {
@@ -164,7 +185,7 @@ export function method<
     apiVersion,
     args,
     returns: (options.returns ?? z.unknown()) as unknown as R,
-    clientTypes: Object.freeze([...(options.clientTypes ?? ["api"])]),
+    clientTypes: Object.freeze([...clientTypes]),
     summary: options.summary ?? "",
     description: options.description ?? "",
     status: options.status ?? 200,
@@ -188,12 +209,15 @@ export interface RequestContext {
   signal: AbortSignal;
 }
 
-/** A handler of method `M` on a slice of type `This`. */
+/**
+ * A handler of method `M` on a slice of type `This`. It returns data that `returns` validates,
+ * or a Response of its own, sent as it is (no envelope, no validation).
+ */
 export type HandlerFunction<This, A extends Schema, R extends Schema> = (
   this: This,
   args: Output<A>,
   context: RequestContext,
-) => Input<R> | Promise<Input<R>>;
+) => Input<R> | Response | Promise<Input<R> | Response>;
 
 /** A bound handler, as the server calls it. */
 export interface BoundHandler {

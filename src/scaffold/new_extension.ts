@@ -118,6 +118,11 @@ class MainSlice extends ServerSlice {
     return ["core.server"];
   }
 
+  /** As in Inmanta: the listener opens only once this slice serves. */
+  override getDependedBy(): string[] {
+    return ["core.transport"];
+  }
+
   override prestart(): void {
     // A path beside this module: a file: URL locally, the package's URL when loaded from JSR.
     this.addStaticHandler("/${name}", new URL("./static/", import.meta.url));

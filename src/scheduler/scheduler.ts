@@ -9,14 +9,27 @@ import { Cron } from "croner";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
+/**
+ * A scheduled function. It gets an AbortSignal that is aborted when the run is cancelled (at
+ * prestop for `cancelOnStop` tasks) or abandoned (past the slice's stop deadline).
+ */
+export type TaskFunction = (signal: AbortSignal) => unknown;
+
+/** Options of `ServerSlice.scheduleCron` (a recurring task on a cron expression). */
+export interface CronOptions {
+  /**
+   * At prestop (default true): plan no more runs and abort a run in progress through its
+   * signal, without waiting for it. False: runs go on until stop, which awaits them.
+   */
+  cancelOnStop?: boolean;
+  /** What status pages show; default the function's name, or `anonymous`. */
+  name?: string;
+}
+
 /** Options of `ServerSlice.schedule` (a recurring task). */
-export interface ScheduleOptions {
+export interface ScheduleOptions extends CronOptions {
   /** Seconds before the first run; defaults to the interval, as in Inmanta. */
   initialDelay?: number;
-  /** Stop planning runs at prestop (default) rather than at stop. */
-  cancelOnStop?: boolean;
-  /** The task's name (default: the function's); names a cluster task across instances. */
-  name?: string;
   /**
    * `instance` (default): every server instance runs the task. `cluster`: of the instances that
    * share a PostgreSQL, one runs each tick; on the embedded database this is `instance`.
@@ -29,7 +42,7 @@ export type ClusterClaim = (task: string) => Promise<boolean>;
 
 /** What a scheduled task looks like from outside, for status pages. */
 export interface ScheduledTaskInfo {
-  /** The function's name, or `anonymous`. */
+  /** The name given when it was scheduled, else the function's name, else `anonymous`. */
   name: string;
   /** `every 5s` or the cron expression. */
   schedule: string;
@@ -37,7 +50,7 @@ export interface ScheduledTaskInfo {
   lastRun: string | null;
   /** When the next run is planned, or null when none is. */
   nextRun: string | null;
-  /** Whether a run is in progress. */
+  /** Whether a run is in progress (a run cancelled at prestop is let go and no longer counts). */
   running: boolean;
   /** Runs so far and how many of them threw. */
   runs: number;
@@ -46,9 +59,24 @@ export interface ScheduledTaskInfo {
 }
 
 interface Task {
+  fn: TaskFunction;
+  /** The function as scheduled, when `fn` wraps it (a cluster task): what makes it the same. */
+  source?: TaskFunction;
+  /** The schedule, and for intervals the first delay: what makes two calls the same task. */
+  key: string;
+  kind: "interval" | "cron";
   info: ScheduledTaskInfo;
   cancelOnStop: boolean;
+  /** The run in progress, if any. */
+  current: Run | undefined;
   cancel(): void;
+}
+
+interface Run {
+  promise: Promise<void>;
+  controller: AbortController;
+  /** Set when the run was cancelled on purpose, so that its abort is not logged as a failure. */
+  cancelled: boolean;
 }
 
 /** The tasks of one slice. */
@@ -75,60 +103,105 @@ export class TaskScheduler {
     this.#claim = claim;
   }
 
-  /** Runs `fn` every `interval` seconds, never overlapping itself. */
-  interval(fn: () => unknown, interval: number, options: ScheduleOptions = {}): void {
+  /**
+   * Runs `fn` every `interval` seconds, never overlapping itself. The same `fn` with the same
+   * interval and initial delay again is the same task (as Inmanta's scheduler): not added twice.
+   * With `scope: "cluster"`, a tick runs only on the instance the cluster claim gives it to.
+   */
+  interval(original: TaskFunction, interval: number, options: ScheduleOptions = {}): void {
     if (!(interval > 0)) throw new RangeError(`schedule interval must be > 0, got ${interval}`);
-    const info = this.#info(fn, `every ${interval}s`);
-    if (options.name) info.name = options.name;
-    if (options.scope === "cluster") {
-      const task = fn;
-      fn = async () => {
-        if (this.#claim && !(await this.#claim(info.name))) return;
-        await task();
-      };
-    } else if (options.scope !== undefined && options.scope !== "instance") {
+    if (
+      options.scope !== undefined && options.scope !== "instance" && options.scope !== "cluster"
+    ) {
       throw new RangeError(`schedule scope must be instance or cluster, got ${options.scope}`);
     }
+    const initialDelay = options.initialDelay ?? interval;
+    const schedule = `every ${interval}s`;
+    if (this.#duplicate(original, "interval", `${schedule} after ${initialDelay}s`)) return;
+    const info = this.#info(original, schedule, options.name);
+    const claimed: TaskFunction = async (signal) => {
+      if (this.#claim && !(await this.#claim(info.name))) return;
+      await original(signal);
+    };
+    const fn = options.scope === "cluster" ? claimed : original;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let cancelled = false;
-    const plan = (delaySeconds: number) => {
-      if (cancelled || this.#closed) return;
-      info.nextRun = new Date(Date.now() + delaySeconds * 1000).toISOString();
-      timer = setTimeout(async () => {
-        const began = Date.now();
-        await this.#run(fn, info);
-        plan(Math.max(0, interval - (Date.now() - began) / 1000));
-      }, delaySeconds * 1000);
-    };
-    this.#tasks.push({
+    const task: Task = {
+      fn,
+      source: original,
+      key: `${schedule} after ${initialDelay}s`,
+      kind: "interval",
       info,
       cancelOnStop: options.cancelOnStop ?? true,
+      current: undefined,
       cancel: () => {
         cancelled = true;
         clearTimeout(timer);
         info.nextRun = null;
       },
-    });
-    plan(options.initialDelay ?? interval);
+    };
+    const plan = (delaySeconds: number) => {
+      if (cancelled || this.#closed) return;
+      info.nextRun = new Date(Date.now() + delaySeconds * 1000).toISOString();
+      timer = setTimeout(async () => {
+        const began = Date.now();
+        await this.#run(task);
+        plan(Math.max(0, interval - (Date.now() - began) / 1000));
+      }, delaySeconds * 1000);
+    };
+    this.#tasks.push(task);
+    plan(initialDelay);
   }
 
-  /** Runs `fn` on a cron expression (croner syntax, seconds optional); runs never overlap. */
-  cron(fn: () => unknown, expression: string): void {
-    const info = this.#info(fn, expression);
-    // The Cron constructor validates the expression and throws a TypeError naming the problem.
-    const job: Cron = new Cron(expression, { protect: true }, async () => {
-      await this.#run(fn, info);
-      info.nextRun = job.nextRun()?.toISOString() ?? null;
-    });
-    info.nextRun = job.nextRun()?.toISOString() ?? null;
-    this.#tasks.push({
+  /**
+   * Runs `fn` on a cron expression (croner syntax, seconds optional); runs never overlap. The
+   * same `fn` on the same expression again is the same task.
+   */
+  cron(fn: TaskFunction, expression: string, options: CronOptions = {}): void {
+    if (this.#duplicate(fn, "cron", expression)) return;
+    const info = this.#info(fn, expression, options.name);
+    const task: Task = {
+      fn,
+      key: expression,
+      kind: "cron",
       info,
-      cancelOnStop: true,
+      cancelOnStop: options.cancelOnStop ?? true,
+      current: undefined,
       cancel: () => {
         job.stop();
         info.nextRun = null;
       },
+    };
+    // The Cron constructor validates the expression and throws a TypeError naming the problem.
+    const job: Cron = new Cron(expression, { protect: true }, async () => {
+      await this.#run(task);
+      info.nextRun = job.nextRun()?.toISOString() ?? null;
     });
+    info.nextRun = job.nextRun()?.toISOString() ?? null;
+    this.#tasks.push(task);
+  }
+
+  /** Removes the cron task of `fn` on `expression`; returns whether there was one. */
+  removeCron(fn: TaskFunction, expression: string): boolean {
+    const index = this.#tasks.findIndex((t) =>
+      t.kind === "cron" && t.fn === fn && t.key === expression
+    );
+    if (index < 0) return false;
+    this.#tasks[index].cancel();
+    this.#tasks.splice(index, 1);
+    return true;
+  }
+
+  #duplicate(fn: TaskFunction, kind: Task["kind"], key: string): boolean {
+    const existing = this.#tasks.find((t) =>
+      t.kind === kind && (t.source ?? t.fn) === fn && t.key === key
+    );
+    if (existing) {
+      this.#logger().debug(
+        `scheduled task ${existing.info.name} (${existing.info.schedule}) is already scheduled; not added again`,
+      );
+    }
+    return existing !== undefined;
   }
 
   /** Tracks a promise, or runs a function given the abort signal and tracks its promise. */
@@ -139,10 +212,25 @@ export class TaskScheduler {
     this.#track(promise);
   }
 
-  /** Stops planning runs: only `cancelOnStop` tasks at prestop, all of them at stop. */
+  /**
+   * Stops planning runs: only `cancelOnStop` tasks at prestop, all of them at stop. At prestop
+   * a `cancelOnStop` task's run in progress is aborted through its signal and no longer
+   * awaited (as Inmanta cancels it); the others' runs are awaited by {@link drain}.
+   */
   cancel(all: boolean): void {
     if (all) this.#closed = true;
-    for (const task of this.#tasks) if (all || task.cancelOnStop) task.cancel();
+    for (const task of this.#tasks) {
+      if (!all && !task.cancelOnStop) continue;
+      task.cancel();
+      const run = task.current;
+      if (!all && run) {
+        run.cancelled = true;
+        task.current = undefined;
+        task.info.running = false;
+        this.#running.delete(run.promise);
+        run.controller.abort(new DOMException("cancelled at prestop", "AbortError"));
+      }
+    }
   }
 
   /**
@@ -169,9 +257,9 @@ export class TaskScheduler {
     return this.#tasks.map((t) => ({ ...t.info }));
   }
 
-  #info(fn: () => unknown, schedule: string): ScheduledTaskInfo {
+  #info(fn: TaskFunction, schedule: string, name: string | undefined): ScheduledTaskInfo {
     return {
-      name: fn.name || "anonymous",
+      name: name || fn.name || "anonymous",
       schedule,
       lastRun: null,
       nextRun: null,
@@ -181,22 +269,34 @@ export class TaskScheduler {
     };
   }
 
-  async #run(fn: () => unknown, info: ScheduledTaskInfo): Promise<void> {
+  async #run(task: Task): Promise<void> {
+    const { info } = task;
     info.lastRun = new Date().toISOString();
     info.running = true;
     info.runs++;
-    const run = (async () => {
+    const controller = new AbortController();
+    const signal = AbortSignal.any([controller.signal, this.#abort.signal]);
+    const run: Run = { promise: Promise.resolve(), controller, cancelled: false };
+    run.promise = (async () => {
       try {
-        await fn();
+        await task.fn(signal);
       } catch (error) {
-        info.failures++;
-        this.#logger().error(`scheduled task ${info.name} failed: ${describeError(error)}`);
+        if (run.cancelled) {
+          this.#logger().debug(`scheduled task ${info.name} cancelled at prestop`);
+        } else {
+          info.failures++;
+          this.#logger().error(`scheduled task ${info.name} failed: ${describeError(error)}`);
+        }
       } finally {
-        info.running = false;
+        if (task.current === run) {
+          task.current = undefined;
+          info.running = false;
+        }
       }
     })();
-    this.#track(run);
-    await run;
+    task.current = run;
+    this.#track(run.promise);
+    await run.promise;
   }
 
   #track(promise: Promise<unknown>): void {

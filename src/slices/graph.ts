@@ -32,9 +32,62 @@ export function dependencyEdges(slices: ServerSlice[], log: Logger): Map<string,
   return before;
 }
 
-/** Start order of the slices; a cycle is a SliceError that spells the cycle out. */
-export function startOrder(slices: ServerSlice[], log: Logger): ServerSlice[] {
+/** The slice that owns the listener. */
+export const TRANSPORT = "core.transport";
+
+/**
+ * As in Inmanta, the listener opens after the API behind it is ready: `core.transport` starts
+ * after every slice except those that (through their dependencies) must start after it, and
+ * stops before them. A slice that serves endpoints or static content may not be one of those.
+ *
+ * @param before the edges of {@link dependencyEdges}, completed in place
+ * @param serves whether a slice serves endpoints or static content
+ * @throws {SliceError} `slice.transport_order` naming a serving slice that starts after it
+ */
+export function transportLast(
+  before: Map<string, Set<string>>,
+  serves: (name: string) => boolean,
+): void {
+  const transport = before.get(TRANSPORT);
+  if (!transport) return;
+  const after = new Set<string>();
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [name, deps] of before) {
+      if (after.has(name) || name === TRANSPORT) continue;
+      if (deps.has(TRANSPORT) || [...deps].some((d) => after.has(d))) {
+        after.add(name);
+        grew = true;
+      }
+    }
+  }
+  for (const name of after) {
+    if (serves(name)) {
+      throw new SliceError(
+        "slice.transport_order",
+        `slice ${name} serves endpoints or static content but starts after ${TRANSPORT} (through its dependencies); the listener opens only once such slices started: depend on core.server instead`,
+      );
+    }
+  }
+  for (const name of before.keys()) {
+    if (name !== TRANSPORT && !after.has(name)) transport.add(name);
+  }
+}
+
+/**
+ * Start order of the slices; a cycle is a SliceError that spells the cycle out.
+ *
+ * @param serves whether a slice serves endpoints or static content (see {@link transportLast})
+ */
+export function startOrder(
+  slices: ServerSlice[],
+  log: Logger,
+  serves: (slice: ServerSlice) => boolean = () => false,
+): ServerSlice[] {
   const before = dependencyEdges(slices, log);
+  const byName = new Map(slices.map((s) => [s.name, s]));
+  transportLast(before, (name) => serves(byName.get(name)!));
   const index = new Map(slices.map((s, i) => [s.name, i]));
   const pending = new Map([...before].map(([name, deps]) => [name, new Set(deps)]));
   const order: ServerSlice[] = [];

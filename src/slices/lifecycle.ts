@@ -67,7 +67,7 @@ export class Lifecycle {
   /** Why `slice` cannot start because a slice it needs failed, if one did. */
   #failedDependency(slice: ServerSlice): string | undefined {
     for (const other of this.#order) {
-      if (other.status !== "failed" || other === slice) continue;
+      if (other.state !== "failed" || other === slice) continue;
       if (
         slice.getDependencies().includes(other.name) || other.getDependedBy().includes(slice.name)
       ) return `depends on slice ${other.name}, which failed`;
@@ -120,7 +120,7 @@ export class Lifecycle {
         this.#log.debug(error.stack);
       }
       for (const s of this.#order) {
-        if (s.status === "starting" && s !== slice) s[INTERNALS].setStatus("registered");
+        if (s.state === "starting" && s !== slice) s[INTERNALS].setStatus("registered");
       }
       if (this.#started.length > 0) {
         this.#log.error(`slice ${slice.name} ${cause}; stopping the slices already started`);

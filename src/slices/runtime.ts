@@ -126,7 +126,7 @@ export async function callService(
     from.getDependencies(),
     callee && {
       name: to,
-      status: callee.status,
+      status: callee.state,
       offers: (m) => internals!.offers(m),
     },
     to,

@@ -6,23 +6,42 @@
 import type { Database } from "../database/kysely_type.ts";
 import type { Config } from "../config/config.ts";
 import { SliceError } from "../errors.ts";
+import type { FeatureManager } from "../features.ts";
 import { Logger } from "../log.ts";
 import {
+  type CronOptions,
   type ScheduledTaskInfo,
   type ScheduleOptions,
+  type TaskFunction,
   TaskScheduler,
 } from "../scheduler/scheduler.ts";
 import type { StaticMount } from "../http/static.ts";
 import { isService, type Remote } from "./services.ts";
 
-/** Where a slice is in its lifecycle. */
-export type SliceStatus =
+/** Where a slice is in its lifecycle (`state` in `serverstatus`). */
+export type SliceState =
   | "registered"
   | "starting"
   | "started"
   | "stopping"
   | "stopped"
   | "failed";
+
+/**
+ * The lifecycle state under its former name.
+ *
+ * @deprecated use {@link SliceState}: `status` now means what `getStatus()` returns.
+ */
+export type SliceStatus = SliceState;
+
+/** Options of {@link ServerSlice.addStaticHandler}. */
+export interface StaticHandlerOptions {
+  /**
+   * Answer `defaultFilename` for paths under the location that hold no file, as single-page
+   * applications need for their client-side routes.
+   */
+  fallback?: boolean;
+}
 
 /** What `prestart` receives: access to the other slices and the configuration. */
 export interface SliceServer {
@@ -50,8 +69,8 @@ export interface SliceInternals {
   mount(mount: StaticMount): void;
   /** Sets the logger; called when the server takes the slice. */
   attach(logger: Logger): void;
-  /** Sets the status. */
-  setStatus(status: SliceStatus): void;
+  /** Sets the lifecycle state. */
+  setStatus(state: SliceState): void;
   /** Why the slice failed, if it did. */
   failure: string | undefined;
   /** Whether `member` is a service other slices may call (a proxy answers for its guest). */
@@ -63,6 +82,8 @@ export interface SliceInternals {
   /** The extension's Kysely, set by core.database when the slice lists it (see `database`). */
   // deno-lint-ignore no-explicit-any
   database: Database<any> | undefined;
+  /** Gives the server's feature manager; set when the slice is registered. */
+  features: (() => FeatureManager) | undefined;
 }
 
 /** Symbol under which a slice keeps its internals; not part of the public API. */
@@ -87,7 +108,7 @@ export class ServerSlice<DB = any> {
   readonly name: string;
   /** The extension part of the name. */
   readonly extensionName: string;
-  #status: SliceStatus = "registered";
+  #state: SliceState = "registered";
   #logger: Logger;
   readonly #internals: SliceInternals;
 
@@ -114,11 +135,12 @@ export class ServerSlice<DB = any> {
       mount: (mount) => this.#mount(mount),
       failure: undefined,
       database: undefined,
+      features: undefined,
       attach: (logger) => {
         this.#logger = logger;
       },
-      setStatus: (status) => {
-        this.#status = status;
+      setStatus: (state) => {
+        this.#state = state;
       },
       deadline: 0,
       offers: (member) => isService(this, member),
@@ -141,14 +163,47 @@ export class ServerSlice<DB = any> {
     return this.#internals;
   }
 
-  /** Current lifecycle status. */
-  get status(): SliceStatus {
-    return this.#status;
+  /** Where the slice is in its lifecycle (`state` in `serverstatus`). */
+  get state(): SliceState {
+    return this.#state;
+  }
+
+  /**
+   * The lifecycle state under its former name.
+   *
+   * @deprecated use {@link ServerSlice.state}; `serverstatus` shows `getStatus()` as `status`.
+   */
+  get status(): SliceState {
+    return this.#state;
   }
 
   /** True from `prestop` on: stop taking new work, but stay functional. */
   get isStopping(): boolean {
-    return this.#status === "stopping" || this.#status === "stopped";
+    return this.#state === "stopping" || this.#state === "stopped";
+  }
+
+  /**
+   * The server's feature manager (Inmanta's `feature_manager`), from `prestart` on: ask
+   * `this.featureManager.enabled(name)` before offering a feature.
+   */
+  get featureManager(): FeatureManager {
+    const features = this.#internals.features;
+    if (!features) {
+      throw new SliceError(
+        "slice.feature_manager",
+        `slice ${this.name}: featureManager is available once the slice is registered (from prestart on)`,
+      );
+    }
+    return features();
+  }
+
+  /**
+   * What `serverstatus` shows as this slice's `status`, as Inmanta's `get_status()`: a small
+   * JSON-serialisable object (counts, connection state). Default `{}`. May be async; it must
+   * not take long, since every status request waits for it.
+   */
+  getStatus(): Record<string, unknown> | Promise<Record<string, unknown>> {
+    return {};
   }
 
   /** This slice's logger: every line names the slice. */
@@ -204,10 +259,13 @@ export class ServerSlice<DB = any> {
   /**
    * Runs `fn` every `intervalSeconds`, never overlapping itself; errors are logged. The first
    * run is after `initialDelay` seconds (default: the interval). With `cancelOnStop` (default)
-   * no run starts after prestop; otherwise runs go on until stop. With `scope: "cluster"` one
+   * no run starts after prestop and a run in progress is aborted through the `AbortSignal` it
+   * was given, without waiting for it; otherwise runs go on until stop, which awaits them.
+   * The same `fn` on the same schedule twice is one task (as in Inmanta); `name` is what
+   * `/api/v2/scheduled-tasks` shows (default the function's name). With `scope: "cluster"` one
    * instance of those sharing a PostgreSQL runs each tick (on the embedded database, this one).
    */
-  schedule(fn: () => unknown, intervalSeconds: number, options: ScheduleOptions = {}): void {
+  schedule(fn: TaskFunction, intervalSeconds: number, options: ScheduleOptions = {}): void {
     this.#internals.scheduler.interval(fn, intervalSeconds, {
       ...options,
       // A cluster task is known to every instance by its slice and name.
@@ -215,16 +273,27 @@ export class ServerSlice<DB = any> {
     });
   }
 
-  /** Runs `fn` on a cron expression (five or six fields); runs never overlap. */
-  scheduleCron(fn: () => unknown, expression: string): void {
+  /**
+   * Runs `fn` on a cron expression (five or six fields); runs never overlap. Options and
+   * duplicates as for {@link ServerSlice.schedule}.
+   */
+  scheduleCron(fn: TaskFunction, expression: string, options: CronOptions = {}): void {
     try {
-      this.#internals.scheduler.cron(fn, expression);
+      this.#internals.scheduler.cron(fn, expression, options);
     } catch (error) {
       throw new SliceError(
         "slice.cron",
         `slice ${this.name}: invalid cron expression '${expression}': ${(error as Error).message}`,
       );
     }
+  }
+
+  /**
+   * Removes the task `scheduleCron(fn, expression)` made; a run in progress finishes. Returns
+   * whether there was one.
+   */
+  removeCron(fn: TaskFunction, expression: string): boolean {
+    return this.#internals.scheduler.removeCron(fn, expression);
   }
 
   /**
@@ -242,15 +311,25 @@ export class ServerSlice<DB = any> {
 
   /**
    * Serves the directory `path` under the URL prefix `location`; `defaultFilename` answers
-   * for directories (default `index.html`), and `start` also serves the directory at `/`.
+   * for directories (default `index.html`), `start` redirects `/` to `location` (as Inmanta),
+   * and `{ fallback: true }` answers `defaultFilename` for paths under `location` that hold no
+   * file (single-page applications).
    */
   addStaticHandler(
     location: string,
     path: string | URL,
     defaultFilename = "index.html",
     start = false,
+    options: StaticHandlerOptions = {},
   ): void {
-    this.#mount({ kind: "directory", location, root: path, defaultFilename, start });
+    this.#mount({
+      kind: "directory",
+      location,
+      root: path,
+      defaultFilename,
+      start,
+      fallback: options.fallback ?? false,
+    });
   }
 
   /** Serves one in-memory document at `location`. */

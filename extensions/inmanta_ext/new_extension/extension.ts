@@ -24,10 +24,19 @@ export class GreeterSlice extends ServerSlice<GreeterTables> {
     return ["core.server", "core.database"];
   }
 
+  /** As in Inmanta: the listener opens only once this slice serves. */
+  override getDependedBy(): string[] {
+    return ["core.transport"];
+  }
+
   override start(): void {
     this.addStaticHandler("/greeter", new URL("./static/", import.meta.url));
-    const reportGreetings = () => this.#report();
-    this.schedule(reportGreetings, 60, { initialDelay: 60 });
+    this.schedule(() => this.#report(), 60, { initialDelay: 60, name: "report greetings" });
+  }
+
+  /** What `serverstatus` shows of this slice (Inmanta's `get_status()`). */
+  override getStatus(): Record<string, unknown> {
+    return { greetings_served: this.#served };
   }
 
   #report(): void {

@@ -45,9 +45,23 @@ function renderExtensions(extensions) {
       el("td", {}, el("code", {}, e.source)),
       el("td", {}, e.isolation),
       el("td", {}, el("code", {}, e.permissions)),
-      statusCell(e.status, e.failure),
+      statusCell(e.status, e.reason),
     ]),
   );
+}
+
+/** What a slice's getStatus() returned, as `key: value` lines. */
+function sliceStatusCell(status) {
+  const entries = Object.entries(status ?? {});
+  if (entries.length === 0) return el("td", { class: "slice-status" }, "—");
+  const list = el("dl", { class: "slice-status" });
+  for (const [key, value] of entries) {
+    list.append(
+      el("dt", {}, key),
+      el("dd", {}, typeof value === "string" ? value : JSON.stringify(value)),
+    );
+  }
+  return el("td", {}, list);
 }
 
 function renderSlices(slices) {
@@ -55,7 +69,8 @@ function renderSlices(slices) {
     "#slices",
     slices.map((s) => [
       el("th", { scope: "row" }, s.name),
-      statusCell(s.status, s.failure),
+      statusCell(s.state, s.reason),
+      sliceStatusCell(s.status),
       el("td", {}, s.dependencies.join(", ") || "—"),
     ]),
   );
@@ -128,11 +143,11 @@ function drawGraph(slices) {
   }
   for (const s of slices) {
     const { x, y } = position.get(s.name);
-    const node = svg("g", { class: `node ${s.status}`, "data-slice": s.name });
+    const node = svg("g", { class: `node ${s.state}`, "data-slice": s.name });
     node.append(
       svg("rect", { x, y, width: W, height: H, rx: 6 }),
       svg("text", { x: x + 8, y: y + 18 }, s.name),
-      svg("text", { x: x + 8, y: y + 35, class: `status-${s.status}` }, s.status),
+      svg("text", { x: x + 8, y: y + 35, class: `status-${s.state}` }, s.state),
     );
     parts.push(node);
   }
@@ -221,8 +236,8 @@ async function refresh() {
     const data = status.body.data;
     $("#version").textContent = data.version;
     const failed = data.extensions.some((e) => e.status === "failed") ||
-      data.slices.some((s) => s.status === "failed");
-    const up = data.slices.every((s) => s.status === "started");
+      data.slices.some((s) => s.state === "failed");
+    const up = data.slices.every((s) => s.state === "started");
     const state = failed ? "degraded" : up ? "up" : "starting";
     $("#health").textContent = `Health: ${state}`;
     $("#health").className = `status status-${state}`;
