@@ -106,7 +106,14 @@ export function setup(app) {
   const port = test.server.addresses[0].port;
   assert.deepEqual(data.slices, [
     slice("core.server"),
-    slice("core.database"),
+    // Its getStatus(): the embedded engine and where its files are (never a password).
+    {
+      ...slice("core.database"),
+      status: {
+        engine: "embedded",
+        state_dir: (data.slices as { status: { state_dir: string } }[])[1].status.state_dir,
+      },
+    },
     slice("feat.main"),
     // Its getStatus(): where it listens, and this very request in flight.
     { ...slice("core.transport"), status: { listening: [`127.0.0.1:${port}`], in_flight: 1 } },
@@ -235,6 +242,7 @@ for (const isolation of ["none", "worker", "process"] as const) {
     await using test = await startTestServer({ roots: [root.path], enable: ["idiom"], isolation });
     assert.deepEqual(test.server.slices.map((s) => s.name), [
       "core.server",
+      "core.database",
       "idiom.ui",
       "core.transport",
       // It asked to start after the listener (it serves nothing).

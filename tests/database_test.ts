@@ -183,7 +183,7 @@ boot_failure = continue
         .find((e) => e.name === "bad")!;
       assert.equal(bad.status, "failed");
       assert.match(
-        String(bad.failure),
+        String(bad.reason),
         /extension bad: migration 0003_broken failed, nothing of it was applied: .*no_such_table/,
       );
       assert.equal((await getJson(`${test.url}/api/v2/good/items`)).status, 200);
