@@ -9,8 +9,8 @@ import { HttpError } from "../errors.ts";
 import type { HttpTransport } from "../http/transport.ts";
 import { handle } from "../protocol/method.ts";
 import { service } from "../slices/services.ts";
-import { ServerSlice } from "../slices/slice.ts";
-import { health, openApi, scheduledTasks, serverStatus } from "./protocol.ts";
+import { INTERNALS, ServerSlice } from "../slices/slice.ts";
+import { extensionMetrics, health, openApi, scheduledTasks, serverStatus } from "./protocol.ts";
 
 /** What the core slices need of the server. */
 export interface CoreView {
@@ -26,6 +26,10 @@ export interface CoreView {
   transport(): HttpTransport;
   /** Milliseconds since epoch by which shutdown must be done. */
   shutdownDeadline(): number;
+  /** Answers `GET /metrics` (authentication included). */
+  metrics(request: Request): Promise<Response>;
+  /** The figures of `GET /api/v2/extension-metrics`. */
+  extensionMetrics(): z.input<typeof extensionMetrics.returns>;
 }
 
 /** `core.transport`: starts listening first and, at prestop, drains the requests in flight. */
@@ -51,7 +55,7 @@ export class TransportSlice extends ServerSlice {
   }
 }
 
-/** `core.server`: status, health and API document. */
+/** `core.server`: status, health, API document and metrics. */
 export class CoreServerSlice extends ServerSlice {
   readonly #view: CoreView;
 
@@ -59,10 +63,23 @@ export class CoreServerSlice extends ServerSlice {
   constructor(view: CoreView) {
     super("core.server");
     this.#view = view;
+    // `/metrics` sits outside `/api/v<N>`, where Prometheus looks by default; mounted now, so
+    // that core owns it before any extension claims a location.
+    this[INTERNALS].mount({
+      kind: "proxy",
+      location: "/metrics",
+      start: false,
+      forward: (request) => this.#view.metrics(request),
+    });
   }
 
   override getDependencies(): string[] {
     return ["core.transport"];
+  }
+
+  @handle(extensionMetrics)
+  getExtensionMetrics(): z.input<typeof extensionMetrics.returns> {
+    return this.#view.extensionMetrics();
   }
 
   /** The `data` of `GET /api/v1/serverstatus`; a service other slices may call. */

@@ -8,6 +8,7 @@ import type { Config } from "../config/config.ts";
 import { SliceError } from "../errors.ts";
 import { Logger } from "../log.ts";
 import {
+  type BackgroundCounts,
   type ScheduledTaskInfo,
   type ScheduleOptions,
   TaskScheduler,
@@ -63,6 +64,11 @@ export interface SliceInternals {
   /** The extension's Kysely, set by core.database when the slice lists it (see `database`). */
   // deno-lint-ignore no-explicit-any
   database: Database<any> | undefined;
+  /**
+   * The slice's background task counts, for `/metrics`: its scheduler's, unless a proxy of a
+   * sandboxed slice replaces this with what its sandbox reported.
+   */
+  backgroundCounts: () => BackgroundCounts;
 }
 
 /** Symbol under which a slice keeps its internals; not part of the public API. */
@@ -130,6 +136,7 @@ export class ServerSlice<DB = any> {
             ...structuredClone(args),
           ),
         ),
+      backgroundCounts: () => internals.scheduler.backgroundCounts(),
     };
     this.#internals = internals;
   }
