@@ -283,7 +283,12 @@ export class ServerMetrics implements MetricsService {
         name("scheduled_task_duration_seconds_total"),
         "Seconds spent in finished runs of each scheduled task",
         "counter",
-        () => tasks().map(({ labels, task }) => ({ labels, value: task.seconds ?? 0 })),
+        // A guest's figures are not trusted: anything but a finite number reads 0.
+        () =>
+          tasks().map(({ labels, task }) => ({
+            labels,
+            value: Number.isFinite(task.seconds) ? task.seconds : 0,
+          })),
       ),
       new Family(
         name("scheduled_task_running"),
