@@ -103,16 +103,17 @@ export class Logger {
 
   /**
    * Writes a record. `requestId` defaults to the request being handled; a sandbox's lines,
-   * which arrive outside that request's context, pass the id they were written under.
+   * which arrive outside that request's context, pass the id they were written under, or `null`
+   * for none.
    */
   log(
     level: LogLevel,
     message: string,
-    requestId: string | undefined = currentRequestId(),
+    requestId: string | null | undefined = currentRequestId(),
     fields?: Record<string, string | number>,
   ): void {
     const record: LogRecord = { level, source: this.#source, message };
-    if (requestId !== undefined) record.requestId = requestId;
+    if (typeof requestId === "string") record.requestId = requestId;
     if (fields !== undefined) record.fields = fields;
     for (const sink of this.#state.sinks) sink(record);
     if (LEVELS[level] < this.#state.level) return;
