@@ -18,7 +18,8 @@ import { instrument, LATENCY_BUCKETS } from "../src/metrics/routes.ts";
 import type { Route } from "../src/protocol/routes.ts";
 import { withRequestIds } from "../src/requests.ts";
 import { INTERNALS } from "../src/slices/slice.ts";
-import { method, ServerSlice, z } from "@inmanta/server";
+import { method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 
 const ROUTES = 200;
 const methods = Array.from({ length: ROUTES }, (_, i) =>

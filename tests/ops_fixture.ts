@@ -6,7 +6,8 @@ import { startTestServer, type TestServer, writeExtension } from "./helpers.ts";
 
 /** An extension with a fast route, a failing one, a scheduled task and a background task. */
 export const OPS_EXTENSION =
-  `import { handle, HttpError, method, ServerSlice, z } from "@inmanta/server";
+  `import { handle, HttpError, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
 export const hello = method({ path: "/ops/hello/:name", operation: "GET", args: z.object({ name: z.string() }) });
 export const boom = method({ path: "/ops/boom", operation: "GET" });
 export const teapot = method({ path: "/ops/teapot", operation: "POST" });
