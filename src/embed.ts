@@ -21,5 +21,12 @@ export { parseIni, serialiseIni } from "./config/ini.ts";
 export { loadConfig, type LoadOptions } from "./config/load.ts";
 export type { ExtensionSpec, RemotePackage } from "./extensions/discovery.ts";
 export type { Isolation, LoadedExtension } from "./extensions/module.ts";
-export { parseLogLevel } from "./log.ts";
+export { parseLogFormat, parseLogLevel } from "./log.ts";
+export {
+  SANDBOX_STATES,
+  SandboxMetrics,
+  type SandboxReport,
+  type SandboxSample,
+  type SandboxState,
+} from "./metrics/sandboxes.ts";
 export { Server, type ServerOptions, type ServerState } from "./server.ts";

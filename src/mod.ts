@@ -42,7 +42,7 @@ export {
   SliceError,
 } from "./errors.ts";
 export { type Feature, FeatureManager } from "./features.ts";
-export { Logger, type LogLevel, type LogRecord } from "./log.ts";
+export { type LogFormat, Logger, type LogLevel, type LogRecord } from "./log.ts";
 export {
   handle,
   type HandleDecorator,

@@ -16,6 +16,7 @@ import {
   ConfigError,
   describeError,
   ExtensionError,
+  HttpError,
   InmantaError,
   OwnershipError,
 } from "./errors.ts";
@@ -33,7 +34,10 @@ import { PackageStore } from "./extensions/packages.ts";
 import { serveRemoteFoldersWith, StaticTable } from "./http/static.ts";
 import { configureRemoteStatic, remoteStatic } from "./http/static_remote.ts";
 import { HttpTransport } from "./http/transport.ts";
-import { Logger } from "./log.ts";
+import type { AppOptions } from "./http/api.ts";
+import { Logger, parseLogFormat } from "./log.ts";
+import type { MetricsModule, MetricsService } from "./metrics/service.ts";
+import { SandboxMetrics } from "./metrics/sandboxes.ts";
 import { handlersOf } from "./protocol/method.ts";
 import { collectRoutes, type Route } from "./protocol/routes.ts";
 import type { openApiDocument } from "./protocol/openapi.ts";
@@ -84,6 +88,13 @@ export class Server {
   #deadline = 0;
   #stopped: Promise<void> | undefined;
   readonly #modules: Record<string, unknown>;
+  #metrics: MetricsService | undefined;
+  #auth: Authenticator | undefined;
+  /**
+   * Where the sandbox host reports each sandbox's CPU, memory, state and restarts, for
+   * `/metrics` and the console (see {@link SandboxMetrics}).
+   */
+  readonly sandboxMetrics: SandboxMetrics = new SandboxMetrics();
 
   /**
    * Makes a server; `start()` starts it.
@@ -179,6 +190,14 @@ export class Server {
         store: () => this.#packageStore((message) => this.logger.warning(message)),
         error: (message) => this.logger.error(message),
       });
+      this.#configureLog();
+      // Loaded on start, as the HTTP application is: prom-client stays out of programs that only
+      // import the library.
+      const { ServerMetrics }: MetricsModule = await import("./metrics/registry.ts");
+      this.#metrics = new ServerMetrics({
+        slices: () => this.slices,
+        extensions: () => this.#extensions,
+      }, this.sandboxMetrics);
       await this.#load();
       // Again with the options the extensions registered.
       this.config.validate();
@@ -194,18 +213,25 @@ export class Server {
         this.logger,
         (mount, slice) => this.#statics.add(mount, slice.name),
       );
+      this.#auth = auth;
+      const { withRequestIds } = await import("./requests.ts");
+      const accessLog = this.config.bool("log", "access_log");
       this.#transport = new HttpTransport({
         addresses: this.config.list("server", "bind_address"),
         port: this.config.int("server", "bind_port"),
         tls,
-        handler: buildApp({
-          routes: this.#routes,
-          statics: this.#statics,
-          log: this.logger,
-          maxBodySize: this.config.int("server", "max_body_size"),
-          bodyTimeout: this.config.duration("server", "request_body_timeout"),
-          auth,
-        }),
+        handler: withRequestIds(
+          buildApp({
+            routes: this.#routes,
+            statics: this.#statics,
+            log: this.logger,
+            maxBodySize: this.config.int("server", "max_body_size"),
+            bodyTimeout: this.config.duration("server", "request_body_timeout"),
+            auth,
+            instrument: await this.#instrument(accessLog),
+          }),
+          accessLog ? this.logger.child("access") : undefined,
+        ),
         log: this.logger.child("core.transport"),
         stopping: (request) => this.#answerWhileStopping(request),
       });
@@ -273,6 +299,58 @@ export class Server {
         }
       }
     }
+  }
+
+  /** Sets `log.format` on the server's logger. */
+  #configureLog(): void {
+    const format = this.config.string("log", "format");
+    try {
+      this.logger.setFormat(parseLogFormat(format));
+    } catch (error) {
+      throw new ConfigError(
+        "config.log_format",
+        `log.format = ${format}: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /**
+   * Counts each route's requests (`server.metrics`) and names its route in the access log:
+   * one wrapper per route, made here once, none when both are off.
+   */
+  async #instrument(accessLog: boolean): Promise<AppOptions["instrument"]> {
+    const counting = this.config.bool("server", "metrics");
+    if (!counting && !accessLog) return undefined;
+    const { instrument, RouteMetrics } = await import("./metrics/routes.ts");
+    return (route, endpoint) => {
+      const labels = [
+        route.slice.extensionName,
+        route.slice.name,
+        route.method.url,
+        route.method.operation,
+      ] as const;
+      const metrics = counting ? this.#metrics!.route(...labels) : new RouteMetrics(...labels);
+      return instrument(endpoint, metrics, accessLog);
+    };
+  }
+
+  /** `GET /metrics`: behind authentication when `server.auth` is on, unless `metrics_open`. */
+  async #serveMetrics(request: Request): Promise<Response> {
+    if (new URL(request.url).pathname !== "/metrics") {
+      return Response.json({ message: "no such metrics page: use /metrics" }, { status: 404 });
+    }
+    if (this.#auth && !this.config.bool("server", "metrics_open")) {
+      try {
+        await this.#auth.check(request, ["api"]);
+      } catch (error) {
+        if (!(error instanceof HttpError)) throw error;
+        return Response.json({ message: error.message }, { status: error.status });
+      }
+    }
+    const text = await this.#metrics!.exposition();
+    return new Response(request.method === "HEAD" ? null : text, {
+      headers: { "content-type": this.#metrics!.contentType },
+    });
   }
 
   async #load(): Promise<void> {
@@ -491,6 +569,8 @@ export class Server {
         ),
       transport: () => this.#transport!,
       shutdownDeadline: () => this.#deadline,
+      metrics: (request) => this.#serveMetrics(request),
+      extensionMetrics: () => this.#metrics!.summary(),
     };
   }
 

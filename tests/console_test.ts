@@ -13,6 +13,7 @@ import {
   tempDir,
   writeExtension,
 } from "./helpers.ts";
+import { OPS_EXTENSION } from "./ops_fixture.ts";
 
 /** Debian's chromium; the browser tests skip (loudly) without it unless CI is set. */
 const CHROMIUM = externalBinary("chromium", "chromium");
@@ -124,4 +125,76 @@ Deno.test({
   assert.match(seen.tried, /^200\n[\s\S]*"message": "hello browser"/);
   // Only the first, unauthenticated reads fail (the browser logs their 401s).
   for (const error of seen.errors) assert.match(error, /401/);
+});
+
+Deno.test({
+  name: "console: the Operations table shows rates, errors, latency, resources and a live chart",
+  ignore: !CHROMIUM,
+}, async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "ops", OPS_EXTENSION);
+  await using test = await startTestServer({
+    roots: [join(PROJECT, "extensions"), root.path],
+    enable: ["ui", "ops"],
+    config: "[extension.ops]\nisolation = none\n[extension.ui]\nisolation = none\n",
+  });
+  // The sandbox host reports sandboxes; here the test plays the host for the ops extension.
+  test.server.sandboxMetrics.report("ops", {
+    cpuSeconds: 1.25,
+    rssBytes: 64 * 2 ** 20,
+    heapUsedBytes: 12 * 2 ** 20,
+    state: "running",
+    restarts: 2,
+    startedAt: Date.now() - 60_000,
+    lastFailure: "heap limit reached",
+  });
+  const artifacts = join(PROJECT, "tests/artifacts");
+  await Deno.mkdir(artifacts, { recursive: true });
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--no-lock",
+      "tests/browser/operations_driver.ts",
+      test.url,
+      artifacts,
+      CHROMIUM!,
+    ],
+    cwd: PROJECT,
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  assert.equal(code, 0, decode(stderr));
+  const seen = JSON.parse(decode(stdout));
+
+  assert.deepEqual(seen.headers.slice(0, 9), [
+    "Extension",
+    "Requests/s",
+    "Errors (5xx)",
+    "p50",
+    "p99",
+    "CPU",
+    "Memory",
+    "Restarts",
+    "Last failure",
+  ]);
+  const [name, rate, errors, p50, p99, cpu, memory, restarts, lastFailure] = seen.cells;
+  assert.equal(name, "ops");
+  assert.ok(Number(rate) > 0, `rate ${rate}`);
+  // Every other request fails.
+  assert.match(errors, /^\d+(\.\d)?%$/);
+  assert.ok(Number(errors.slice(0, -1)) >= 25 && Number(errors.slice(0, -1)) <= 75, errors);
+  assert.match(p50, /^\d+(\.\d+)? (µs|ms)$/);
+  assert.match(p99, /^\d+(\.\d+)? (µs|ms)$/);
+  assert.equal(cpu, "0.0%");
+  assert.equal(memory, "64.0 MiB (heap 12.0 MiB)");
+  assert.equal(restarts, "2");
+  assert.equal(lastFailure, "heap limit reached");
+  assert.ok(seen.chart.points >= 3 && seen.chart.painted > 0, JSON.stringify(seen.chart));
+  assert.match(seen.chart.label, /^ops: requests per second over the last 5 minutes, peak /);
+  assert.match(seen.process, /^Server process: CPU .*resident memory \d+\.\d MiB/);
+  // In-process extensions share the server's figures.
+  assert.equal(seen.core[4], "in server");
+  // The failing route's 500s are the only errors the browser reports.
+  for (const error of seen.errors) assert.match(error, /500/);
 });

@@ -208,6 +208,7 @@ for (const isolation of MODES) {
       "/api/v2/bad-answer",
       "/api/v2/docs/openapi.json",
       "/api/v2/echo/{id}",
+      "/api/v2/extension-metrics",
       "/api/v2/health",
       "/api/v2/items",
       "/api/v2/items/{name}",

@@ -81,10 +81,33 @@ export function registerCoreOptions(config: Config): void {
       default: 1000,
       help: "log records per second a sandboxed extension may write; more are dropped and counted",
     },
+    metrics: {
+      type: "bool",
+      default: true,
+      help:
+        "count API requests per route for /metrics and the console; off: /metrics has only process, task and sandbox figures",
+    },
+    metrics_open: {
+      type: "bool",
+      default: false,
+      help: "true: /metrics answers without a token even when server.auth is on",
+    },
     sandbox_request_timeout: {
       type: "duration",
       default: 30,
       help: "a request a sandboxed extension has not answered in this time gets 503",
+    },
+  });
+  config.registerDefaultOptions("log", {
+    format: {
+      type: "string",
+      default: "text",
+      help: "text, or json: one object per line with time, level, logger, message and request_id",
+    },
+    access_log: {
+      type: "bool",
+      default: false,
+      help: "one line per answered request: method, route template, status, duration, extension",
     },
   });
 }

@@ -96,3 +96,35 @@ export const scheduledTasks = method({
     failures: z.number(),
   })),
 });
+
+/**
+ * `GET /api/v2/extension-metrics`: the figures the console draws, per extension (cumulative
+ * counts: the reader computes rates from two readings) and for the server process.
+ */
+export const extensionMetrics = method({
+  path: "/extension-metrics",
+  operation: "GET",
+  apiVersion: 2,
+  summary: "Request counts, latency buckets, CPU, memory and restarts of each extension",
+  returns: z.object({
+    buckets: z.array(z.number()),
+    process: z.object({ cpuSeconds: z.number(), rssBytes: z.number(), heapUsedBytes: z.number() }),
+    extensions: z.array(z.object({
+      extension: z.string(),
+      isolation: z.string(),
+      status: z.string(),
+      requests: z.number(),
+      errors: z.number(),
+      latency: z.array(z.number()),
+      sandbox: z.object({
+        cpuSeconds: z.number(),
+        rssBytes: z.number(),
+        heapUsedBytes: z.number(),
+        state: z.string(),
+        restarts: z.number(),
+        startedAt: z.number(),
+        lastFailure: z.string().optional(),
+      }).optional(),
+    })),
+  }),
+});

@@ -8,8 +8,8 @@ import type { z } from "zod";
 import type { HttpTransport } from "../http/transport.ts";
 import { handle } from "../protocol/method.ts";
 import { service } from "../slices/services.ts";
-import { ServerSlice } from "../slices/slice.ts";
-import { health, openApi, scheduledTasks, serverStatus } from "./protocol.ts";
+import { INTERNALS, ServerSlice } from "../slices/slice.ts";
+import { extensionMetrics, health, openApi, scheduledTasks, serverStatus } from "./protocol.ts";
 
 /** What the core slices need of the server. */
 export interface CoreView {
@@ -25,6 +25,10 @@ export interface CoreView {
   transport(): HttpTransport;
   /** Milliseconds since epoch by which shutdown must be done. */
   shutdownDeadline(): number;
+  /** Answers `GET /metrics` (authentication included). */
+  metrics(request: Request): Promise<Response>;
+  /** The figures of `GET /api/v2/extension-metrics`. */
+  extensionMetrics(): z.input<typeof extensionMetrics.returns>;
 }
 
 /** What `/api/v2/health` says. */
@@ -83,8 +87,8 @@ export class TransportSlice extends ServerSlice {
 }
 
 /**
- * `core.server`: status, health and API document. It does not depend on `core.transport`:
- * like every slice that serves endpoints, it starts before the listener opens.
+ * `core.server`: status, health, API document and metrics. It does not depend on
+ * `core.transport`: like every slice that serves endpoints, it starts before the listener opens.
  */
 export class CoreServerSlice extends ServerSlice {
   readonly #view: CoreView;
@@ -93,6 +97,19 @@ export class CoreServerSlice extends ServerSlice {
   constructor(view: CoreView) {
     super("core.server");
     this.#view = view;
+    // `/metrics` sits outside `/api/v<N>`, where Prometheus looks by default; mounted now, so
+    // that core owns it before any extension claims a location.
+    this[INTERNALS].mount({
+      kind: "proxy",
+      location: "/metrics",
+      start: false,
+      forward: (request) => this.#view.metrics(request),
+    });
+  }
+
+  @handle(extensionMetrics)
+  getExtensionMetrics(): z.input<typeof extensionMetrics.returns> {
+    return this.#view.extensionMetrics();
   }
 
   /** The `data` of `GET /api/v1/serverstatus`; a service other slices may call. */

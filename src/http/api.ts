@@ -31,13 +31,15 @@ export interface AppOptions {
   bodyTimeout: number;
   /** Checks tokens of methods that enforce auth; none when `server.auth` is off. */
   auth?: Authenticator;
+  /** Wraps each route's endpoint once, when the router is built (metrics, access log). */
+  instrument?: (route: Route, endpoint: Endpoint) => Endpoint;
 }
 
 /** A request handler, as Deno.serve takes it. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 /** One routed method: the request, its decoded path parameters and its query string. */
-type Endpoint = (
+export type Endpoint = (
   request: Request,
   path: string,
   params: Record<string, string>,
@@ -54,7 +56,12 @@ export function buildApp(options: AppOptions): FetchHandler {
   const { log } = options;
   const router = new Router<Endpoint>();
   for (const route of options.routes) {
-    router.add(route.method.operation, route.method.url, endpoint(route, options));
+    const answer = endpoint(route, options);
+    router.add(
+      route.method.operation,
+      route.method.url,
+      options.instrument ? options.instrument(route, answer) : answer,
+    );
   }
 
   const failed = (request: Request, path: string, error: unknown): Response => {

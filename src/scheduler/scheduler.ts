@@ -56,6 +56,18 @@ export interface ScheduledTaskInfo {
   runs: number;
   /** Runs that threw. */
   failures: number;
+  /** Seconds spent in runs that ended, summed (for `/metrics`). */
+  seconds: number;
+}
+
+/** How many background tasks a slice started, has running, and saw fail. */
+export interface BackgroundCounts {
+  /** Tasks added so far. */
+  started: number;
+  /** Tasks not yet settled. */
+  running: number;
+  /** Tasks that rejected. */
+  failed: number;
 }
 
 interface Task {
@@ -206,10 +218,23 @@ export class TaskScheduler {
 
   /** Tracks a promise, or runs a function given the abort signal and tracks its promise. */
   background(task: Promise<unknown> | ((signal: AbortSignal) => unknown)): void {
+    const counts = this.#background;
+    counts.started++;
+    counts.running++;
     const promise = Promise.resolve().then(() =>
       typeof task === "function" ? task(this.#abort.signal) : task
-    ).catch((error) => this.#logger().error(`background task failed: ${describeError(error)}`));
+    ).catch((error) => {
+      counts.failed++;
+      this.#logger().error(`background task failed: ${describeError(error)}`);
+    }).finally(() => counts.running--);
     this.#track(promise);
+  }
+
+  readonly #background: BackgroundCounts = { started: 0, running: 0, failed: 0 };
+
+  /** The background tasks' counts, for `/metrics`. */
+  backgroundCounts(): BackgroundCounts {
+    return { ...this.#background };
   }
 
   /**
@@ -266,6 +291,7 @@ export class TaskScheduler {
       running: false,
       runs: 0,
       failures: 0,
+      seconds: 0,
     };
   }
 
@@ -274,6 +300,7 @@ export class TaskScheduler {
     info.lastRun = new Date().toISOString();
     info.running = true;
     info.runs++;
+    const began = performance.now();
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, this.#abort.signal]);
     const run: Run = { promise: Promise.resolve(), controller, cancelled: false };
@@ -292,6 +319,7 @@ export class TaskScheduler {
           task.current = undefined;
           info.running = false;
         }
+        info.seconds += (performance.now() - began) / 1000;
       }
     })();
     task.current = run;

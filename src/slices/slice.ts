@@ -9,6 +9,7 @@ import { SliceError } from "../errors.ts";
 import type { FeatureManager } from "../features.ts";
 import { Logger } from "../log.ts";
 import {
+  type BackgroundCounts,
   type CronOptions,
   type ScheduledTaskInfo,
   type ScheduleOptions,
@@ -84,6 +85,11 @@ export interface SliceInternals {
   database: Database<any> | undefined;
   /** Gives the server's feature manager; set when the slice is registered. */
   features: (() => FeatureManager) | undefined;
+  /**
+   * The slice's background task counts, for `/metrics`: its scheduler's, unless a proxy of a
+   * sandboxed slice replaces this with what its sandbox reported.
+   */
+  backgroundCounts: () => BackgroundCounts;
 }
 
 /** Symbol under which a slice keeps its internals; not part of the public API. */
@@ -152,6 +158,7 @@ export class ServerSlice<DB = any> {
             ...structuredClone(args),
           ),
         ),
+      backgroundCounts: () => internals.scheduler.backgroundCounts(),
     };
     this.#internals = internals;
   }

@@ -1,5 +1,7 @@
-// The console: reads the public API only and redraws every two seconds. DOM text is always
-// set with textContent, so names and failure reasons can never inject markup.
+// The console: reads the public API only and redraws every two seconds (`?refresh=MS` sets
+// another period). DOM text is always set with textContent, so names and failure reasons can
+// never inject markup.
+import { renderOperations } from "./operations.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -220,10 +222,11 @@ async function refresh() {
   try {
     // Health is read off serverstatus: /api/v2/health answers 503 when degraded, which a
     // browser reports as a console error on every poll.
-    const [status, tasks, api] = await Promise.all([
+    const [status, tasks, api, figures] = await Promise.all([
       getJson("/api/v1/serverstatus"),
       getJson("/api/v2/scheduled-tasks"),
       getJson("/api/v2/docs/openapi.json"),
+      getJson("/api/v2/extension-metrics"),
     ]);
     if (status.status === 401 || status.status === 403) {
       $("#login").hidden = false;
@@ -245,17 +248,20 @@ async function refresh() {
     renderSlices(data.slices);
     renderTasks(tasks.body.data ?? []);
     renderEndpoints(api.body);
+    if (figures.body.data) renderOperations(figures.body.data, el);
     $("#updated").textContent = `Last update ${new Date().toLocaleTimeString()}.`;
     document.body.dataset.loaded = "true";
   } catch (error) {
     $("#health").textContent = `Cannot reach the server: ${error.message}`;
   } finally {
     clearTimeout(timer);
-    timer = setTimeout(refresh, 2000);
+    timer = setTimeout(refresh, PERIOD);
   }
 }
 
 let timer;
+const PERIOD = Math.max(200, Number(new URLSearchParams(location.search).get("refresh")) || 2000);
+$("#period").textContent = PERIOD === 2000 ? "2 seconds" : `${PERIOD} ms`;
 $("#login").addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
