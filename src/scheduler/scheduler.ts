@@ -304,6 +304,8 @@ export class TaskScheduler {
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, this.#abort.signal]);
     const run: Run = { promise: Promise.resolve(), controller, cancelled: false };
+    // Current before it starts: a task that throws at once settles before the next line.
+    task.current = run;
     run.promise = (async () => {
       try {
         await task.fn(signal);
@@ -322,7 +324,6 @@ export class TaskScheduler {
         info.seconds += (performance.now() - began) / 1000;
       }
     })();
-    task.current = run;
     this.#track(run.promise);
     await run.promise;
   }
