@@ -311,8 +311,6 @@ for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test({
     name:
       `[isolation=${isolation}] serverstatus: each slice's getStatus() as status, next to its lifecycle state (as Inmanta's get_status)`,
-    // A sandboxed slice's getStatus() must cross the channel: enabled when the sandbox carries it.
-    ignore: isolation !== "none",
     fn: async () => {
       await using root = await tempDir();
       await writeExtension(root.path, "stat", STATUS);

@@ -142,6 +142,9 @@ export class Guest {
       case "migrate":
         void this.#migrate(message);
         return;
+      case "status":
+        void this.#status(message);
+        return;
       case "compat":
         this.#compatibility.resolve(message.error);
         return;
@@ -279,6 +282,22 @@ export class Guest {
     this.#channel.send({ t: "db", id, body: packValue(request) });
     return call.promise as Promise<DatabaseResponse>;
   };
+
+  /** A slice's `getStatus()`; the server bounds how long it waits and checks what it gets. */
+  async #status(message: Extract<ToGuest, { t: "status" }>): Promise<void> {
+    try {
+      const slice = this.#slices.get(message.slice);
+      const status = slice ? await slice.getStatus() : {};
+      this.#channel.send({ t: "svcres", id: message.id, body: packValue(status) });
+    } catch (error) {
+      this.#channel.send({
+        t: "svcres",
+        id: message.id,
+        error: describe(error).message,
+        body: null,
+      });
+    }
+  }
 
   async #migrate(message: Extract<ToGuest, { t: "migrate" }>): Promise<void> {
     try {

@@ -79,6 +79,8 @@ export type ToGuest =
     slices?: string[];
     dialect?: "sqlite" | "postgres";
   }
+  /** What slice `slice`'s `getStatus()` returns; answered by `svcres`. */
+  | { t: "status"; id: number; slice: string }
   /** Apply the extension's migrations (their code is in the guest); answered by `svcres`. */
   | { t: "migrate"; id: number; dialect: "sqlite" | "postgres"; version: string }
   /** The answer to a database request: `body` is a packed `DatabaseResponse`. */

@@ -26,6 +26,8 @@ export interface GuestPort {
   callService(from: string, to: string, member: string, args: unknown[]): Promise<unknown>;
   /** Scheduled tasks of each slice, as the guest last reported them. */
   readonly tasks: Record<string, ScheduledTaskInfo[]>;
+  /** What a slice's `getStatus()` in the guest returns. */
+  status(slice: string): Promise<Record<string, unknown>>;
 }
 
 /** A slice in a guest, as the server sees it. */
@@ -109,6 +111,9 @@ export class ProxySlice extends ServerSlice {
   }
   override stop(): Promise<void> {
     return this.#port.call(this.name, "stop", this[INTERNALS].deadline);
+  }
+  override getStatus(): Promise<Record<string, unknown>> {
+    return this.#port.status(this.name);
   }
   override scheduledTasks(): ScheduledTaskInfo[] {
     return this.#port.tasks[this.name] ?? [];

@@ -428,6 +428,16 @@ export class Sandbox {
     if (!this.failure) this.#channel!.send(answer);
   }
 
+  /** What slice `slice`'s `getStatus()` in the guest returns. */
+  status(slice: string): Promise<Record<string, unknown>> {
+    if (this.failure) return Promise.resolve({});
+    const id = ++this.#nextId;
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    this.#pending.set(id, { deadline: Date.now() + 5000, resolve, reject });
+    this.#channel!.send({ t: "status", id, slice });
+    return promise as Promise<Record<string, unknown>>;
+  }
+
   /** Whether setup in the guest registered migrations. */
   hasMigrations = false;
 
