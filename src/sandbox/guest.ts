@@ -14,6 +14,7 @@ import { StaticTable } from "../http/static.ts";
 import { errorResponse } from "../http/errors.ts";
 import { isStreaming } from "../http/transport.ts";
 import { Logger } from "../log.ts";
+import { isRequestId, runWithRequestId } from "../request_id.ts";
 import type { MethodDefinition } from "../protocol/method.ts";
 import { Invoker } from "../protocol/invoke.ts";
 import { schemaOf } from "../protocol/openapi.ts";
@@ -85,8 +86,14 @@ export class Guest {
   /** @param port where batches to the server go */
   constructor(port: GuestPort) {
     this.#channel = new Channel<FromGuest>((batch) => port.post(batch));
-    this.#logger.onRecord(({ level, source, message }) =>
-      this.#channel.send({ t: "log", level, source, message: message.slice(0, 16 * 1024) })
+    this.#logger.onRecord(({ level, source, message, requestId }) =>
+      this.#channel.send({
+        t: "log",
+        level,
+        source,
+        message: message.slice(0, 16 * 1024),
+        ...(requestId === undefined ? {} : { requestId }),
+      })
     );
     setInterval(() => this.#beat(), HEARTBEAT_MS);
   }
@@ -105,10 +112,15 @@ export class Guest {
   #dispatch(message: ToGuest): void {
     switch (message.t) {
       case "api":
-        void this.#api(message);
+        // Log lines written while handling it carry the request's id, as in the server.
+        if (isRequestId(message.requestId)) {
+          void runWithRequestId(message.requestId, (m) => this.#api(m), message);
+        } else void this.#api(message);
         return;
       case "req":
-        void this.#request(message);
+        if (isRequestId(message.requestId)) {
+          void runWithRequestId(message.requestId, (m) => this.#request(m), message);
+        } else void this.#request(message);
         return;
       case "call":
         void this.#call(message);

@@ -98,6 +98,8 @@ export type ToGuest =
     url: string;
     headers: [string, string][];
     body: ArrayBuffer | null;
+    /** The id of the request, for the guest's log lines while it handles it. */
+    requestId?: string;
   }
   | {
     /** A call of an API method the server already routed: `key` is `<operation> <url>`. */
@@ -109,6 +111,8 @@ export type ToGuest =
     url: string;
     headers: [string, string][];
     body: ArrayBuffer | null;
+    /** The id of the request, for the guest's log lines while it handles it. */
+    requestId?: string;
   }
   /** Slice `from` calls service `member` of this guest's slice `to`; `body`: the arguments. */
   | { t: "svc"; id: number; from: string; to: string; member: string; body: ArrayBuffer }
@@ -155,7 +159,7 @@ export type FromGuest =
   | { t: "chunk"; id: number; body: ArrayBuffer }
   | { t: "end"; id: number; error?: string }
   | { t: "json"; id: number; status: number; json: string }
-  | { t: "log"; level: LogLevel; source: string; message: string }
+  | { t: "log"; level: LogLevel; source: string; message: string; requestId?: string }
   | { t: "mount"; slice: string; location: string; start: boolean }
   /** Alive; `tasks` only when they changed since the last beat. */
   | { t: "beat"; tasks?: Record<string, ScheduledTaskInfo[]> }
@@ -290,6 +294,7 @@ const fromGuest = z.discriminatedUnion("t", [
     level: z.enum(["debug", "info", "warning", "error"]),
     source: name,
     message: z.string().max(LIMITS.logLine),
+    requestId: z.string().max(LIMITS.name).optional(),
   }).strict(),
   z.object({ t: z.literal("mount"), slice: name, location: text, start: z.boolean() }).strict(),
   z.object({

@@ -22,6 +22,7 @@ import { type Feature, FeatureManager } from "../features.ts";
 import { readBody } from "../http/body.ts";
 import { streaming } from "../http/transport.ts";
 import type { Logger } from "../log.ts";
+import { currentRequestId, isRequestId } from "../request_id.ts";
 import { errorResponse } from "../http/errors.ts";
 import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
 import type { ServerSlice } from "../slices/slice.ts";
@@ -327,7 +328,11 @@ export class Sandbox {
         return;
       case "log":
         if (this.#logBudget()) {
-          this.#log.child(this.#source(message.source)).log(message.level, message.message);
+          this.#log.child(this.#source(message.source)).log(
+            message.level,
+            message.message,
+            isRequestId(message.requestId) ? message.requestId : null,
+          );
         }
         return;
       case "mount":
@@ -548,12 +553,14 @@ export class Sandbox {
           ),
         ),
     });
+    const requestId = currentRequestId();
     const common = {
       id,
       method: request.method,
       url: request.url,
       headers: [...request.headers],
       body,
+      ...(requestId === undefined ? {} : { requestId }),
     };
     this.#channel!.send(
       api ? { t: "api", key: api.key, params: api.params, ...common } : { t: "req", ...common },
