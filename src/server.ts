@@ -177,6 +177,7 @@ export class Server {
         callService: (from, to, member, args) => callService(lookup, from, to, member, args),
         sliceNames: () => this.#registry.slices.map((s) => s.name),
         database: () => this.#database?.host,
+        metrics: this.sandboxMetrics,
       });
       const { buildApp } = await import("./http/api.ts");
       this.#openApi = (await import("./protocol/openapi.ts")).openApiDocument;

@@ -218,3 +218,23 @@ Deno.test("metrics: with server.metrics off, routes are not counted but /metrics
   assert.equal(other.status, 404);
   await other.body?.cancel();
 });
+
+Deno.test("metrics: a process sandbox reports its own figures and its failure", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "ops", OPS_EXTENSION);
+  await using test = await startTestServer({
+    roots: [root.path],
+    enable: ["ops"],
+    isolation: "process",
+  });
+  // The guest reports once a second with its heartbeat: wait for the first report.
+  const deadline = Date.now() + 20_000;
+  let seen = samples(await scrape(test));
+  while (!seen.has('inmanta_sandbox_heap_used_bytes{extension="ops"}') && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    seen = samples(await scrape(test));
+  }
+  assert.ok((seen.get('inmanta_sandbox_heap_used_bytes{extension="ops"}') ?? 0) > 0);
+  assert.ok((seen.get('inmanta_sandbox_resident_memory_bytes{extension="ops"}') ?? 0) > 0);
+  assert.equal(seen.get('inmanta_sandbox_state{extension="ops",state="running"}'), 1);
+});

@@ -12,6 +12,7 @@ import type { ApplicationContext } from "../application.ts";
 import { type Config, envName } from "../config/config.ts";
 import { ConfigError, ExtensionError } from "../errors.ts";
 import type { DatabaseHost } from "../database/database_host.ts";
+import type { SandboxMetrics } from "../metrics/sandboxes.ts";
 import type { MigrationOutcome } from "../database/migrations.ts";
 import type { Logger } from "../log.ts";
 import type { ServerSlice } from "../slices/slice.ts";
@@ -51,6 +52,8 @@ export interface LoaderOptions {
   sliceNames(): string[];
   /** What runs extensions' statements, once `core.database` is there. */
   database(): DatabaseHost | undefined;
+  /** Where sandboxes report their figures. */
+  metrics?: SandboxMetrics;
 }
 
 /** An extension made ready to load. */
@@ -233,6 +236,7 @@ export class ExtensionLoader {
       callService: this.#options.callService,
       sliceNames: this.#options.sliceNames,
       database: this.#options.database,
+      metrics: this.#options.metrics,
     });
     this.#sandboxes.push(sandbox);
     sandbox.begin();

@@ -13,6 +13,7 @@ import { type ExtensionModule, importExtension, setUpExtension } from "../extens
 import { StaticTable } from "../http/static.ts";
 import { errorResponse } from "../http/errors.ts";
 import { isStreaming } from "../http/transport.ts";
+import process from "node:process";
 import { Logger } from "../log.ts";
 import { isRequestId, runWithRequestId } from "../request_id.ts";
 import type { MethodDefinition } from "../protocol/method.ts";
@@ -166,14 +167,28 @@ export class Guest {
     }
   }
 
+  /** What this guest uses, for the server's metrics (sent once a second). */
+  #usage(): { cpuSeconds: number; rssBytes: number; heapUsedBytes: number } {
+    const cpu = process.cpuUsage();
+    const memory = Deno.memoryUsage();
+    return {
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      rssBytes: memory.rss,
+      heapUsedBytes: memory.heapUsed,
+    };
+  }
+
+  #beats = 0;
+
   #beat(): void {
+    const usage = ++this.#beats % 5 === 0 ? { usage: this.#usage() } : {};
     const tasks: Record<string, ReturnType<ServerSlice["scheduledTasks"]>> = {};
     for (const [name, slice] of this.#slices) tasks[name] = slice.scheduledTasks();
     // Task lists cross only when they changed: a heartbeat costs the same with 1 or 1,000 tasks.
     const text = JSON.stringify(tasks);
-    if (text === this.#lastTasks) return this.#channel.send({ t: "beat" });
+    if (text === this.#lastTasks) return this.#channel.send({ t: "beat", ...usage });
     this.#lastTasks = text;
-    this.#channel.send({ t: "beat", tasks });
+    this.#channel.send({ t: "beat", tasks, ...usage });
   }
 
   async #load(message: Extract<ToGuest, { t: "load" }>): Promise<void> {

@@ -161,8 +161,15 @@ export type FromGuest =
   | { t: "json"; id: number; status: number; json: string }
   | { t: "log"; level: LogLevel; source: string; message: string; requestId?: string }
   | { t: "mount"; slice: string; location: string; start: boolean }
-  /** Alive; `tasks` only when they changed since the last beat. */
-  | { t: "beat"; tasks?: Record<string, ScheduledTaskInfo[]> }
+  /**
+   * Alive; `tasks` only when they changed since the last beat; `usage`: what the guest says it
+   * uses (for metrics only: the limits are enforced from outside).
+   */
+  | {
+    t: "beat";
+    tasks?: Record<string, ScheduledTaskInfo[]>;
+    usage?: { cpuSeconds: number; rssBytes: number; heapUsedBytes: number };
+  }
   /** A slice of this guest calls service `member` of slice `to`; `body`: the arguments. */
   | { t: "svc"; id: number; from: string; to: string; member: string; body: ArrayBuffer }
   /** The answer to a service call the server made into this guest. */
@@ -300,6 +307,11 @@ const fromGuest = z.discriminatedUnion("t", [
   z.object({
     t: z.literal("beat"),
     tasks: z.record(name, z.array(task).max(LIMITS.tasks)).optional(),
+    usage: z.object({
+      cpuSeconds: z.number().finite().nonnegative(),
+      rssBytes: z.number().finite().nonnegative(),
+      heapUsedBytes: z.number().finite().nonnegative(),
+    }).strict().optional(),
   }).strict(),
   z.object({ t: z.literal("svc"), id, from: name, to: name, member: name, body }).strict(),
   z.object({ t: z.literal("svcres"), id, error: text.optional(), body: body.nullable() })

@@ -27,6 +27,7 @@ import { errorResponse } from "../http/errors.ts";
 import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
 import type { ServerSlice } from "../slices/slice.ts";
 import type { DatabaseHost } from "../database/database_host.ts";
+import type { SandboxMetrics, SandboxSample } from "../metrics/sandboxes.ts";
 import type { MigrationOutcome } from "../database/migrations.ts";
 import { Channel } from "./channel.ts";
 import { describeGrant, type Grant } from "./grant.ts";
@@ -90,6 +91,8 @@ export interface SandboxOptions {
   sliceNames(): string[];
   /** What runs extensions' statements, once `core.database` is there. */
   database(): DatabaseHost | undefined;
+  /** Where the sandbox's figures go (`/metrics`). */
+  metrics?: SandboxMetrics;
 }
 
 interface Pending {
@@ -325,6 +328,14 @@ export class Sandbox {
       case "beat":
         this.lastBeat = Date.now();
         if (message.tasks) this.tasks = message.tasks;
+        if (message.usage) {
+          this.#usage = {
+            ...message.usage,
+            // A Worker's CPU cannot be told from the server's.
+            cpuSeconds: this.#options.isolation === "worker" ? 0 : message.usage.cpuSeconds,
+          };
+          this.#report("running");
+        }
         return;
       case "log":
         if (this.#logBudget()) {
@@ -582,6 +593,7 @@ export class Sandbox {
   fail(reason: string): void {
     if (this.failure) return;
     this.failure = reason;
+    this.#report("failed");
     this.#log.error(`extension ${this.name} failed: ${reason}`);
     if (this.#extension) {
       this.#extension.status = "failed";
@@ -614,6 +626,23 @@ export class Sandbox {
   }
 
   #ended = false;
+  readonly #startedAt = Date.now();
+  #usage: Pick<SandboxSample, "cpuSeconds" | "rssBytes" | "heapUsedBytes"> = {
+    cpuSeconds: 0,
+    rssBytes: 0,
+    heapUsedBytes: 0,
+  };
+
+  /** Reports the sandbox's figures and state to `/metrics`. */
+  #report(state: SandboxSample["state"]): void {
+    this.#options.metrics?.report(this.name, {
+      ...this.#usage,
+      state,
+      restarts: 0,
+      startedAt: this.#startedAt,
+      ...(this.failure ? { lastFailure: this.failure } : {}),
+    });
+  }
 
   /** Ends the guest. */
   terminate(): void {
