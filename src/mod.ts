@@ -57,8 +57,19 @@ export {
   type RequestContext,
   type Schema,
 } from "./protocol/method.ts";
-export type { ScheduledTaskInfo, ScheduleOptions } from "./scheduler/scheduler.ts";
-export { ServerSlice, type SliceServer, type SliceStatus } from "./slices/slice.ts";
+export type {
+  CronOptions,
+  ScheduledTaskInfo,
+  ScheduleOptions,
+  TaskFunction,
+} from "./scheduler/scheduler.ts";
+export {
+  ServerSlice,
+  type SliceServer,
+  type SliceState,
+  type SliceStatus,
+  type StaticHandlerOptions,
+} from "./slices/slice.ts";
 export { type Remote, service } from "./slices/services.ts";
 export { streaming } from "./http/transport.ts";
 export { PRODUCT, VERSION } from "./version.ts";
