@@ -23,7 +23,6 @@ import { collectRoutes, routeKey } from "../protocol/routes.ts";
 import { attachSlices, callService, runPhase, sliceView } from "../slices/runtime.ts";
 import { serviceNames } from "../slices/services.ts";
 import type { ServerSlice, SliceServer } from "../slices/slice.ts";
-import { attachGuestDatabase, migrateGuest } from "../database/guest.ts";
 import type { DatabaseRequest, DatabaseResponse } from "../database/wire.ts";
 import { Channel } from "./channel.ts";
 import {
@@ -328,6 +327,8 @@ export class Guest {
 
   async #migrate(message: Extract<ToGuest, { t: "migrate" }>): Promise<void> {
     try {
+      // Loaded when needed: a guest without a database does not load Kysely.
+      const { migrateGuest } = await import("../database/guest.ts");
       const outcome = await migrateGuest(
         this.#registry?.migrations(this.#name),
         this.#name,
@@ -350,8 +351,10 @@ export class Guest {
     const slice = this.#slices.get(message.slice);
     if (message.slices) this.#everySlice = new Set(message.slices);
     if (message.dialect && !this.#databaseAttached) {
-      // Before the first prestart: `this.database` is there from prestart on.
+      // Before the first prestart: `this.database` is there from prestart on. Loaded when needed:
+      // a guest without a database does not load Kysely.
       this.#databaseAttached = true;
+      const { attachGuestDatabase } = await import("../database/guest.ts");
       attachGuestDatabase(
         [...this.#slices.values()],
         this.#name,
