@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import * as kit from "@inmanta/server/testing";
-import { getJson, PROJECT, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, PROJECT, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const KEY = "a-test-secret-that-is-long-enough-1234567890";
 const ISSUER = "https://localhost:8888/";
@@ -98,7 +98,7 @@ Deno.test("auth: tokens verified with a JWKS file", async () => {
     jwks,
     JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), alg: "RS256", kid: "k1" }] }),
   );
-  await using test = await startTestServer({
+  await using test = await startServer({
     config: `[server]\nauth = true\n[auth_jwt_default]\njwks_file = ${jwks}\n`,
   });
   const token = await new SignJWT({ "urn:inmanta:ct": "api" })
@@ -110,7 +110,7 @@ Deno.test("auth: tokens verified with a JWKS file", async () => {
 });
 
 Deno.test("auth: a missing or short key is a start-up error", async () => {
-  const test = await startTestServer({ config: "[server]\nauth = true\n", start: false });
+  const test = await startServer({ config: "[server]\nauth = true\n", start: false });
   await assert.rejects(
     test.server.start(),
     /auth_jwt_default\.key must be set to a secret of at least 32 characters/,
@@ -176,7 +176,7 @@ Deno.test("TLS: HTTPS from ssl_cert_file and ssl_key_file", async () => {
     "-out",
     cert,
   );
-  await using test = await startTestServer({
+  await using test = await startServer({
     config: `[server]\nssl_cert_file = ${cert}\nssl_key_file = ${key}\n`,
   });
   assert.match(test.url, /^https:\/\/127\.0\.0\.1:\d+$/);

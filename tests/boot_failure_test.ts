@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { abortedByBootFailure } from "../src/server.ts";
-import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const PING = `import { handle, method, ServerSlice } from "@inmanta/server";
 export const ping = method({ path: "/ping", operation: "GET" });
@@ -36,7 +36,7 @@ for (const isolation of ["none", "worker", "process"] as const) {
     await using root = await tempDir();
     await writeExtension(root.path, "healthy", PING);
     await writeExtension(root.path, "badstart", BAD_START);
-    await using test = await startTestServer({
+    await using test = await startServer({
       roots: [root.path],
       enable: ["badstart", "healthy"],
       isolation,
@@ -71,7 +71,7 @@ Deno.test("boot_failure per extension: one continues, the default still aborts",
     "nosetup",
     "export function setup() { throw new Error('no config'); }\n",
   );
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [root.path],
     enable: ["nosetup", "healthy"],
     config: "[extension.nosetup]\nboot_failure = continue\n",
@@ -92,7 +92,7 @@ Deno.test("boot_failure per extension: one continues, the default still aborts",
   );
   assert.deepEqual((await getJson(`${test.url}/api/v2/ping`)).body, { data: "pong" });
 
-  const strict = await startTestServer({
+  const strict = await startServer({
     roots: [root.path],
     enable: ["nosetup", "healthy"],
     start: false,
@@ -126,7 +126,7 @@ for (const isolation of ["none", "worker", "process"] as const) {
       await writeExtension(root.path, "healthy", PING);
       await broken.write(root.path);
       await t.step("abort (the default): start-up stops, naming the extension", async () => {
-        const test = await startTestServer({
+        const test = await startServer({
           roots: [root.path],
           enable: ["broken", "healthy"],
           start: false,
@@ -143,7 +143,7 @@ for (const isolation of ["none", "worker", "process"] as const) {
         await test.stop();
       });
       await t.step("continue: only it fails, the rest serves, health is degraded", async () => {
-        await using test = await startTestServer({
+        await using test = await startServer({
           roots: [root.path],
           enable: ["broken", "healthy"],
           isolation,
@@ -176,7 +176,7 @@ Deno.test("no extension enabled: the log names the ones found and the option, as
   await using root = await tempDir();
   await writeExtension(root.path, "healthy", PING);
   await writeExtension(root.path, "another", PING);
-  await using test = await startTestServer({ roots: [root.path] });
+  await using test = await startServer({ roots: [root.path] });
   assert.ok(
     test.logs.some((r) =>
       r.level === "warning" &&
@@ -189,7 +189,7 @@ Deno.test("no extension enabled: the log names the ones found and the option, as
 Deno.test("boot_failure: an unknown value is a clear error", async () => {
   await using root = await tempDir();
   await writeExtension(root.path, "healthy", PING);
-  const test = await startTestServer({
+  const test = await startServer({
     roots: [root.path],
     enable: ["healthy"],
     config: "[server]\nboot_failure = maybe\n",

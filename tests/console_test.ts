@@ -9,7 +9,7 @@ import {
   externalBinary,
   logged,
   PROJECT,
-  startTestServer,
+  startServer,
   tempDir,
   writeExtension,
 } from "./helpers.ts";
@@ -55,7 +55,7 @@ class Broken extends ServerSlice {
 export function setup(app) { app.registerSlice(new Broken("broken.main")); }
 `,
   );
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [join(PROJECT, "extensions"), root.path],
     enable: ["ui", "new_extension", "broken"],
     start: false,
@@ -110,7 +110,7 @@ Deno.test({
   ignore: !CHROMIUM,
 }, async () => {
   const key = "a-console-test-secret-of-more-than-32-characters";
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [join(PROJECT, "extensions")],
     enable: ["ui", "new_extension"],
     config: `[server]\nauth = true\n[auth_jwt_default]\nkey = ${key}\n`,
@@ -133,7 +133,7 @@ Deno.test({
 }, async () => {
   await using root = await tempDir();
   await writeExtension(root.path, "ops", OPS_EXTENSION);
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [join(PROJECT, "extensions"), root.path],
     enable: ["ui", "ops"],
     config: "[extension.ops]\nisolation = none\n[extension.ui]\nisolation = none\n",

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { FeatureManager } from "@inmanta/server";
-import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 interface Gates {
   start: PromiseWithResolvers<void>;
@@ -66,7 +66,7 @@ export function setup(app) {
 }
 `,
   );
-  await using test = await startTestServer({ roots: [root.path], enable: ["feat"] });
+  await using test = await startServer({ roots: [root.path], enable: ["feat"] });
   const { status, body } = await getJson(`${test.url}/api/v1/serverstatus`);
   assert.equal(status, 200);
   const data = body.data as Record<string, unknown>;
@@ -131,7 +131,7 @@ export function setup(app) { app.setFeatureManager(new FeatureManager()); }
 `;
   await writeExtension(root.path, "fm_one", source);
   await writeExtension(root.path, "fm_two", source);
-  const test = await startTestServer({
+  const test = await startServer({
     roots: [root.path],
     enable: ["fm_one", "fm_two"],
     start: false,
@@ -146,7 +146,7 @@ Deno.test("starting: no answer until every slice started, then health is up (as 
   const g = gates();
   await using root = await tempDir();
   await writeExtension(root.path, "gated", GATED);
-  const test = await startTestServer({
+  const test = await startServer({
     roots: [root.path],
     enable: ["gated"],
     start: false,
@@ -174,7 +174,7 @@ Deno.test("stopping: the listener stops first: 503 and health 'stopping', in-fli
   g.start.resolve();
   await using root = await tempDir();
   await writeExtension(root.path, "gated", GATED);
-  const test = await startTestServer({ roots: [root.path], enable: ["gated"], isolation: "none" });
+  const test = await startServer({ roots: [root.path], enable: ["gated"], isolation: "none" });
   const url = test.url;
 
   const inFlight = getJson(`${url}/api/v2/slow`);
@@ -239,7 +239,7 @@ for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test(`[isolation=${isolation}] the Inmanta idiom (depends on core.server, depended on by core.transport) starts; the listener opens after every serving slice`, async () => {
     await using root = await tempDir();
     await writeExtension(root.path, "idiom", IDIOM);
-    await using test = await startTestServer({ roots: [root.path], enable: ["idiom"], isolation });
+    await using test = await startServer({ roots: [root.path], enable: ["idiom"], isolation });
     assert.deepEqual(test.server.slices.map((s) => s.name), [
       "core.server",
       "core.database",
@@ -271,7 +271,7 @@ class Late extends ServerSlice {
 export function setup(app) { app.registerSlice(new Late("late.main")); }
 `,
     );
-    const test = await startTestServer({
+    const test = await startServer({
       roots: [root.path],
       enable: ["late"],
       isolation,
@@ -314,7 +314,7 @@ for (const isolation of ["none", "worker", "process"] as const) {
     fn: async () => {
       await using root = await tempDir();
       await writeExtension(root.path, "stat", STATUS);
-      await using test = await startTestServer({ roots: [root.path], enable: ["stat"], isolation });
+      await using test = await startServer({ roots: [root.path], enable: ["stat"], isolation });
       const { body } = await getJson(`${test.url}/api/v1/serverstatus`);
       const slices = (body.data as { slices: { name: string; state: string; status: unknown }[] })
         .slices.filter((s) => s.name.startsWith("stat."))

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { BASE_MIGRATIONS, type MigrationBodies, store } from "./fixtures/db_extension.ts";
-import { getJson, PROJECT, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, PROJECT, startServer, tempDir, writeExtension } from "./helpers.ts";
 import { postgresAvailable, type PostgresCluster, startPostgres } from "./postgres_cluster.ts";
 
 const withPostgres = await postgresAvailable();
@@ -93,7 +93,7 @@ async function serve(
   for (const [name, migrations] of Object.entries(stores)) {
     await writeExtension(root, name, store(name, migrations));
   }
-  return await startTestServer({
+  return await startServer({
     roots: [root],
     enable: Object.keys(stores),
     isolation,
@@ -225,7 +225,7 @@ for (const isolation of ["none", "process"] as const) {
   Deno.test(`[isolation=${isolation}] the example extension counts greetings in its database`, async () => {
     await using state = await tempDir();
     const start = () =>
-      startTestServer({
+      startServer({
         roots: [join(PROJECT, "extensions")],
         enable: ["new_extension"],
         isolation,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { method, ProtocolError } from "@inmanta/server";
 import { z } from "@inmanta/server/zod";
-import { getJson, logged, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, logged, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const API = await Deno.readTextFile(new URL("./fixtures/api_extension.ts", import.meta.url));
 
@@ -15,7 +15,7 @@ const MODES = ["none", "worker", "process"] as const;
 async function apiServer(isolation: typeof MODES[number]) {
   const root = await tempDir();
   await writeExtension(root.path, "api", API);
-  const test = await startTestServer({ roots: [root.path], enable: ["api"], isolation });
+  const test = await startServer({ roots: [root.path], enable: ["api"], isolation });
   return {
     url: test.url,
     test,
@@ -263,7 +263,7 @@ export function setup(app) { app.registerSlice(new ServerSlice("forgetful.main")
 `,
     );
     await t.step("two slices handle the same method", async () => {
-      const test = await startTestServer({
+      const test = await startServer({
         roots: [root.path],
         enable: ["api", "copycat"],
         start: false,
@@ -281,7 +281,7 @@ export function setup(app) { app.registerSlice(new ServerSlice("forgetful.main")
       });
     });
     await t.step("a method nobody handles", async () => {
-      const test = await startTestServer({
+      const test = await startServer({
         roots: [root.path],
         enable: ["forgetful"],
         start: false,
@@ -315,7 +315,7 @@ class Typo extends ServerSlice {
 export function setup(app) { app.registerSlice(new Typo("typo.main")); }
 `,
     );
-    const test = await startTestServer({
+    const test = await startServer({
       roots: [root.path],
       enable: ["typo"],
       start: false,

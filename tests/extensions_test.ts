@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ExtensionError, SliceError } from "@inmanta/server";
-import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const SLICE = (ext: string, slice = "main") => `
 import { ServerSlice } from "@inmanta/server";
@@ -14,8 +14,8 @@ export function setup(application) {
 }
 `;
 
-async function startupError(options: Parameters<typeof startTestServer>[0]): Promise<Error> {
-  const test = await startTestServer({ ...options, start: false });
+async function startupError(options: Parameters<typeof startServer>[0]): Promise<Error> {
+  const test = await startServer({ ...options, start: false });
   try {
     await test.server.start();
   } catch (error) {
@@ -31,7 +31,7 @@ Deno.test("discovery: several roots contribute to the inmanta_ext namespace", as
   await using b = await tempDir();
   await writeExtension(a.path, "alpha", SLICE("alpha"));
   await writeExtension(b.path, "beta", SLICE("beta"));
-  await using test = await startTestServer({ roots: [a.path, b.path], enable: ["alpha", "beta"] });
+  await using test = await startServer({ roots: [a.path, b.path], enable: ["alpha", "beta"] });
   const { body } = await getJson(`${test.url}/api/v1/serverstatus`);
   const data = body.data as { extensions: { name: string; source: string }[] };
   assert.deepEqual(data.extensions.map((e) => e.name), ["core", "alpha", "beta"]);
@@ -73,7 +73,7 @@ Deno.test("discovery: extension.<name>.source as a path, a folder and a file: UR
     ]
   ) {
     await t.step(source, async () => {
-      await using test = await startTestServer({
+      await using test = await startServer({
         enable: ["elsewhere"],
         config: `[extension.elsewhere]\nsource = ${source}\n`,
       });
@@ -135,7 +135,7 @@ export async function setup(application) {
 }
 `,
   );
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [a.path],
     enable: ["later"],
     isolation: "none",
@@ -194,7 +194,7 @@ export function setup() { globalThis.futureSetupRan = true; }
         "deno.json": JSON.stringify({ name: "@acme/fits", version: "2.0.1" }),
       },
     );
-    await using test = await startTestServer({ roots: [a.path], enable: ["fits"] });
+    await using test = await startServer({ roots: [a.path], enable: ["fits"] });
     const { body } = await getJson(`${test.url}/api/v1/serverstatus`);
     const extensions =
       (body.data as { extensions: { name: string; version: string }[] }).extensions;
@@ -261,7 +261,7 @@ Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by D
         : new Response("not found", { status: 404 }),
   );
   const base = `http://127.0.0.1:${listener.addr.port}`;
-  await using test = await startTestServer({
+  await using test = await startServer({
     enable: ["remote"],
     config: `[extension.remote]\nsource = ${base}/remote/extension.ts\n`,
   });
@@ -279,14 +279,14 @@ Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by D
   });
   // A sandboxed module that cannot be imported stops start-up by default, naming it...
   await assert.rejects(
-    startTestServer({
+    startServer({
       enable: ["remote"],
       config: `[extension.remote]\nsource = ${base}/nothing.ts\n`,
     }),
     /^ExtensionError: extension remote: cannot fetch http:\/\/127\.0\.0\.1:\d+\/nothing\.ts/,
   );
   // ... and, with boot_failure = continue, fails only its own extension.
-  await using broken = await startTestServer({
+  await using broken = await startServer({
     enable: ["remote"],
     config: `[extension.remote]\nsource = ${base}/nothing.ts\nboot_failure = continue\n`,
   });

@@ -14,7 +14,7 @@ export interface TestServer extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-/** Options of {@link startTestServer}. */
+/** Options of {@link startServer}. */
 export interface TestServerOptions {
   /** INI text applied over the test defaults. */
   config?: string;
@@ -29,7 +29,7 @@ export interface TestServerOptions {
 }
 
 /** Builds a server on port 0 with test defaults; starts it unless `start: false`. */
-export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
   // Extensions' embedded databases go to a folder of this server's own, removed on stop.
   const stateDir = await Deno.makeTempDir({ prefix: "inmanta-state-" });
   const defaults = `[server]

@@ -2,7 +2,7 @@
  * Hostile input against a real server: every case gets a clear 4xx and the server goes on.
  */
 import assert from "node:assert/strict";
-import { getJson, rawStatus, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, rawStatus, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const API = `import { handle, method, ServerSlice } from "@inmanta/server";
 import { z } from "@inmanta/server/zod";
@@ -31,7 +31,7 @@ for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test(`[isolation=${isolation}] hostile input gets a clear 4xx`, async (t) => {
     await using root = await tempDir();
     await writeExtension(root.path, "things", API);
-    await using test = await startTestServer({
+    await using test = await startServer({
       roots: [root.path],
       enable: ["things"],
       isolation,

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getJson, logged, serve, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, logged, serve, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 /** Each attack, run when its endpoint is called (or at start, with `atStart`). */
 const ATTACKS: Record<string, { body: string; reason: RegExp; modes: string[] }> = {
@@ -242,7 +242,7 @@ class Chatty extends ServerSlice {
 export function setup(app) { app.registerSlice(new Chatty("chatty.main")); }
 `,
   );
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [root.path],
     enable: ["good", "chatty"],
     config: "[server]\nsandbox_log_rate = 100\n",

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { type LogRecord, SliceError } from "@inmanta/server";
-import { startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const MODES = ["none", "worker", "process"] as const;
 
@@ -58,7 +58,7 @@ for (const isolation of MODES) {
         e: { deps: ["other.missing"] },
       }),
     );
-    const test = await startTestServer({ roots: [root.path], enable: ["ord"], isolation });
+    const test = await startServer({ roots: [root.path], enable: ["ord"], isolation });
     // core.transport last: it starts after every slice that does not depend on it.
     assert.deepEqual(test.server.slices.map((s) => s.name), [
       "core.server",
@@ -103,7 +103,7 @@ for (const isolation of MODES) {
         free: {},
       }),
     );
-    const test = await startTestServer({
+    const test = await startServer({
       roots: [root.path],
       enable: ["cyc"],
       start: false,
@@ -135,7 +135,7 @@ for (const isolation of MODES) {
         after: { deps: ["sf.bad"] },
       }),
     );
-    const test = await startTestServer({
+    const test = await startServer({
       roots: [root.path],
       enable: ["sf"],
       start: false,
@@ -177,7 +177,7 @@ for (const isolation of MODES) {
       "hs",
       recorder("hs", { first: {}, stuck: { start: "hang" } }),
     );
-    const test = await startTestServer({
+    const test = await startServer({
       roots: [root.path],
       enable: ["hs"],
       start: false,
@@ -205,7 +205,7 @@ for (const isolation of MODES) {
         stuck: { deps: ["hstop.base"], stop: "hang" },
       }),
     );
-    const test = await startTestServer({
+    const test = await startServer({
       roots: [root.path],
       enable: ["hstop"],
       isolation,

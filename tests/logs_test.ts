@@ -4,14 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { logged, serve, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { logged, serve, startServer, tempDir, writeExtension } from "./helpers.ts";
 import { OPS_EXTENSION, opsServer } from "./ops_fixture.ts";
 
 for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test(`[isolation=${isolation}] request ids: a sane client id comes back and is in the handler's log line`, async () => {
     await using root = await tempDir();
     await writeExtension(root.path, "ops", OPS_EXTENSION);
-    await using test = await startTestServer({ roots: [root.path], enable: ["ops"], isolation });
+    await using test = await startServer({ roots: [root.path], enable: ["ops"], isolation });
     const said = logged(test, (r) => r.message === "saying hello to ann");
     const response = await fetch(`${test.url}/api/v2/ops/hello/ann`, {
       headers: { "x-request-id": "client-id-42" },
@@ -86,7 +86,7 @@ Deno.test("access log: off by default; on, one line per answer with route templa
 
 Deno.test("log.format: an unknown format is a start-up error naming the option", async () => {
   await assert.rejects(
-    startTestServer({ config: "[log]\nformat = yaml\n" }),
+    startServer({ config: "[log]\nformat = yaml\n" }),
     /log\.format = yaml: unknown log format 'yaml' \(use text or json\)/,
   );
 });

@@ -8,7 +8,7 @@ import {
   externalBinary,
   getJson,
   logged,
-  startTestServer,
+  startServer,
   tempDir,
   type TestServer,
   writeExtension,
@@ -71,7 +71,7 @@ Deno.test("metrics: scheduled and background tasks are counted per slice", async
   // Both tasks run once at start; the scheduler settles its figures in the same turn.
   const ticked = Promise.withResolvers<void>();
   (globalThis as { opsTicked?: () => void }).opsTicked = ticked.resolve;
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [root.path],
     enable: ["ops"],
     isolation: "none",
@@ -192,7 +192,7 @@ Deno.test("metrics: with server.auth on, /metrics needs a token unless server.me
   const auth = (open: boolean) =>
     `[server]\nauth = true\nmetrics_open = ${open}\n[auth_jwt_default]\nkey = ${key}\n`;
   {
-    await using test = await startTestServer({ config: auth(false) });
+    await using test = await startServer({ config: auth(false) });
     const refused = await fetch(`${test.url}/metrics`);
     assert.equal(refused.status, 401);
     assert.ok((await refused.json()).message);
@@ -202,7 +202,7 @@ Deno.test("metrics: with server.auth on, /metrics needs a token unless server.me
     await scrape(test, { headers: { authorization: `Bearer ${token}` } });
   }
   {
-    await using test = await startTestServer({ config: auth(true) });
+    await using test = await startServer({ config: auth(true) });
     await scrape(test);
   }
 });
@@ -222,7 +222,7 @@ Deno.test("metrics: with server.metrics off, routes are not counted but /metrics
 Deno.test("metrics: a process sandbox reports its own figures and its failure", async () => {
   await using root = await tempDir();
   await writeExtension(root.path, "ops", OPS_EXTENSION);
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [root.path],
     enable: ["ops"],
     isolation: "process",

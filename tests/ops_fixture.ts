@@ -2,7 +2,7 @@
  * The extension the operations tests (metrics, logs) run: a fast route that logs, a failing
  * one, one with its own status, a scheduled task and background tasks.
  */
-import { startTestServer, type TestServer, writeExtension } from "./helpers.ts";
+import { startServer, type TestServer, writeExtension } from "./helpers.ts";
 
 /** An extension with a fast route, a failing one, a scheduled task and a background task. */
 export const OPS_EXTENSION =
@@ -32,7 +32,7 @@ export function setup(app) { app.registerSlice(new Ops("ops.main")); }
 /** Starts a server with the ops extension in-process. */
 export async function opsServer(root: string, config = ""): Promise<TestServer> {
   await writeExtension(root, "ops", OPS_EXTENSION);
-  return await startTestServer({ roots: [root], enable: ["ops"], isolation: "none", config });
+  return await startServer({ roots: [root], enable: ["ops"], isolation: "none", config });
 }
 
 /** `name{labels} value` lines of an exposition, as a map from `name{labels}` to the value. */

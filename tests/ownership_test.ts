@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getJson, PROJECT, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, PROJECT, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const THIEVES: Record<string, { source: string; error: RegExp }> = {
   console_thief: {
@@ -56,8 +56,8 @@ for (const isolation of ["process", "worker", "none"] as const) {
       const roots = [join(PROJECT, "extensions"), root.path];
       const enable = ["ui", "new_extension", name];
       const config = `[extension.${name}]\nisolation = ${isolation}\n`;
-      await assert.rejects(startTestServer({ roots, enable, config }), thief.error);
-      await using test = await startTestServer({
+      await assert.rejects(startServer({ roots, enable, config }), thief.error);
+      await using test = await startServer({
         roots,
         enable,
         config: `${config}boot_failure = continue\n`,
@@ -100,7 +100,7 @@ class Late extends ServerSlice {
 export function setup(app) { app.registerSlice(new Late("late.main")); }
 `,
   );
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [join(PROJECT, "extensions"), root.path],
     enable: ["ui", "late"],
     isolation: "none",

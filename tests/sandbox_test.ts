@@ -7,7 +7,7 @@ import { join } from "node:path";
 import * as kit from "@inmanta/server/testing";
 import { ConfigError, type LogRecord } from "@inmanta/server";
 import { describeGrant, parseGrant } from "../src/sandbox/grant.ts";
-import { getJson, logged, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, logged, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const NOSY = `import { handle, method, ServerSlice } from "@inmanta/server";
 import { z } from "@inmanta/server/zod";
@@ -75,7 +75,7 @@ Deno.test("grants: parsing, defaults and clear errors", () => {
 Deno.test("sandbox: denied access of every kind fails that request with 500 and is logged", async (t) => {
   await using root = await tempDir();
   await writeExtension(root.path, "nosy", NOSY);
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [root.path],
     enable: ["nosy"],
     config: `[extension.nosy]\nprobe_port = 1\n`,
@@ -161,7 +161,7 @@ export function setup(app) {
   await writeExtension(root.path, "peek", PEEK);
   const key = "a-signing-key-of-at-least-32-characters!";
   for (const isolation of ["worker", "none"] as const) {
-    await using test = await startTestServer({
+    await using test = await startServer({
       roots: [root.path],
       enable: ["peek"],
       isolation,
@@ -184,7 +184,7 @@ export function setup(app) {
 Deno.test("sandbox: a grant beyond the server's own permissions is a clear start-up error", async () => {
   await using root = await tempDir();
   await writeExtension(root.path, "greedy", "export function setup() {}\n");
-  const test = await startTestServer({
+  const test = await startServer({
     roots: [root.path],
     enable: ["greedy"],
     start: false,
@@ -215,7 +215,7 @@ export function setup(app) { app.registerSlice(new Echo("echo.main")); }
 Deno.test("sandbox: 10 MB bodies and many concurrent requests cross the boundary", async () => {
   await using root = await tempDir();
   await writeExtension(root.path, "echo", ECHO);
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [root.path],
     enable: ["echo"],
     config: "[server]\nmax_body_size = 33554432\n",
@@ -264,7 +264,7 @@ export function setup(app) { app.registerSlice(new Streams("streams.main")); }
 Deno.test("sandbox: response bodies stream out of the sandbox; cancel and shutdown reach it", async () => {
   await using root = await tempDir();
   await writeExtension(root.path, "streams", STREAMS);
-  const test = await startTestServer({ roots: [root.path], enable: ["streams"] });
+  const test = await startServer({ roots: [root.path], enable: ["streams"] });
   try {
     const big = await fetch(`${test.url}/api/v2/big`);
     const bytes = new Uint8Array(await big.arrayBuffer());
@@ -301,10 +301,10 @@ Deno.test("sandbox: a module that throws at top level fails only its extension (
   await writeExtension(root.path, "explodes", "throw new Error('kaboom at import');\n");
   // By default (boot_failure = abort) start-up stops, naming it.
   await assert.rejects(
-    startTestServer({ roots: [root.path], enable: ["explodes", "echo"] }),
+    startServer({ roots: [root.path], enable: ["explodes", "echo"] }),
     /^ExtensionError: extension explodes: cannot import .*: kaboom at import$/,
   );
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [root.path],
     enable: ["explodes", "echo"],
     config: "[extension.explodes]\nboot_failure = continue\n",
@@ -337,7 +337,7 @@ class Fragile extends ServerSlice {
 export function setup(app) { app.registerSlice(new Fragile("fragile.main")); }
 `,
   );
-  await using test = await startTestServer({ roots: [root.path], enable: ["fragile", "echo"] });
+  await using test = await startServer({ roots: [root.path], enable: ["fragile", "echo"] });
   assert.equal((await getJson(`${test.url}/api/v2/alive`)).status, 200);
   const failing = logged(test, (r) => r.message.startsWith("extension fragile failed"));
   await getJson(`${test.url}/api/v2/crash`, { method: "POST" });

@@ -3,7 +3,7 @@
  * cron tasks, background tasks awaited on stop and abandoned past the stop timeout.
  */
 import assert from "node:assert/strict";
-import { getJson, logged, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, logged, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 interface State {
   ticks: number;
@@ -78,7 +78,7 @@ Deno.test("scheduling: intervals, cron, errors, background tasks", async () => {
   const state = freshState();
   await using root = await tempDir();
   await writeExtension(root.path, "sched", SCHED);
-  const test = await startTestServer({ roots: [root.path], enable: ["sched"], isolation: "none" });
+  const test = await startServer({ roots: [root.path], enable: ["sched"], isolation: "none" });
 
   await until(state, () => state.ticks >= 5 && state.slowRuns >= 3 && state.failures >= 3);
   assert.equal(state.maxRunning, 1, "a slow task never overlaps itself");
@@ -123,7 +123,7 @@ Deno.test("scheduling: background tasks still running at the stop deadline are a
   (globalThis as unknown as { schedHang: boolean }).schedHang = true;
   await using root = await tempDir();
   await writeExtension(root.path, "sched", SCHED);
-  const test = await startTestServer({
+  const test = await startServer({
     roots: [root.path],
     enable: ["sched"],
     isolation: "none",
@@ -151,7 +151,7 @@ class C extends ServerSlice { start() { this.scheduleCron(() => {}, "every tuesd
 export function setup(app) { app.registerSlice(new C("badcron.main")); }
 `,
   );
-  const test = await startTestServer({ roots: [root.path], enable: ["badcron"], start: false });
+  const test = await startServer({ roots: [root.path], enable: ["badcron"], start: false });
   await assert.rejects(
     test.server.start(),
     /^SliceError: slice badcron\.main start failed: slice badcron\.main: invalid cron expression 'every tuesday': /,
@@ -211,7 +211,7 @@ for (const isolation of ["none", "worker", "process"] as const) {
   Deno.test(`[isolation=${isolation}] scheduling as Inmanta: one task per fn and schedule, removeCron, names listed, cancelOnStop aborts a run at prestop without waiting`, async () => {
     await using root = await tempDir();
     await writeExtension(root.path, "tasks", FIDELITY);
-    const test = await startTestServer({
+    const test = await startServer({
       roots: [root.path],
       enable: ["tasks"],
       isolation,

@@ -5,7 +5,7 @@
  * stop.
  */
 import assert from "node:assert/strict";
-import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const MODES = ["none", "worker", "process"] as const;
 
@@ -80,7 +80,7 @@ for (const provider of MODES) {
       await using root = await tempDir();
       await writeExtension(root.path, "provider", PROVIDER);
       await writeExtension(root.path, "consumer", CONSUMER);
-      await using test = await startTestServer({
+      await using test = await startServer({
         roots: [root.path],
         enable: ["provider", "consumer"],
         config: `[extension.provider]\nisolation = ${provider}\n` +
@@ -124,7 +124,7 @@ for (const provider of MODES) {
     await using root = await tempDir();
     await writeExtension(root.path, "provider", PROVIDER);
     await writeExtension(root.path, "consumer", CONSUMER);
-    const test = await startTestServer({
+    const test = await startServer({
       roots: [root.path],
       enable: ["provider", "consumer"],
       config: `[extension.provider]\nisolation = ${provider}\n` +
@@ -155,7 +155,7 @@ export function setup(app) { app.registerSlice(new Lonely("lonely.main")); }
   );
   for (const isolation of MODES) {
     await assert.rejects(
-      startTestServer({ roots: [root.path], enable: ["lonely"], isolation }),
+      startServer({ roots: [root.path], enable: ["lonely"], isolation }),
       /slice lonely\.main prestart failed: slice nobody\.main is not loaded \(asked for by slice lonely\.main\)/,
     );
   }

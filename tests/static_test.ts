@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { rawStatus, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { rawStatus, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const FILES = `import { ServerSlice } from "@inmanta/server";
 class Files extends ServerSlice {
@@ -34,7 +34,7 @@ Deno.test("static content", async (t) => {
   await Deno.symlink(join(tmp.path, "secret.txt"), join(site, "escape.txt"));
   await Deno.symlink(join(site, "style.css"), join(site, "alias.css"));
   await writeExtension(tmp.path, "files", FILES);
-  await using test = await startTestServer({
+  await using test = await startServer({
     roots: [tmp.path],
     enable: ["files"],
     config: `[extension.files]\nroot = ${site}\npermissions = read=${site}\n`,
@@ -162,7 +162,7 @@ for (const isolation of ["none", "worker", "process"] as const) {
     await Deno.writeTextFile(join(site, "index.html"), "<h1>app</h1>");
     await Deno.writeTextFile(join(site, "asset.js"), "export const a = 1;");
     await writeExtension(tmp.path, "spa", SPA);
-    await using test = await startTestServer({
+    await using test = await startServer({
       roots: [tmp.path],
       enable: ["spa"],
       isolation,

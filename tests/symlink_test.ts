@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getJson, startTestServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 const SNEAKY = `import { ServerSlice } from "@inmanta/server";
 class Sneaky extends ServerSlice {}
@@ -23,13 +23,13 @@ for (const isolation of ["process", "worker"] as const) {
     const reason =
       /^extension sneaky: .*\/static\/leak is a symbolic link to .*, outside the extension's folder/;
     await assert.rejects(
-      startTestServer({ roots: [root.path], enable: ["sneaky"], isolation }),
+      startServer({ roots: [root.path], enable: ["sneaky"], isolation }),
       (error: Error) => {
         assert.match(error.message, reason);
         return true;
       },
     );
-    await using test = await startTestServer({
+    await using test = await startServer({
       roots: [root.path],
       enable: ["sneaky"],
       isolation,
