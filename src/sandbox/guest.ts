@@ -135,20 +135,14 @@ export class Guest {
       case "svc":
         void this.#serve(message);
         return;
-      case "svcres": {
+      case "svcres":
+      case "dbres": {
+        // The answer to a call this guest made (a service of another slice, its database).
         const call = this.#calls.get(message.id);
         this.#calls.delete(message.id);
         if (!call) return;
         if (message.error !== undefined) call.reject(new Error(message.error));
         else call.resolve(message.body ? unpackValue(message.body) : undefined);
-        return;
-      }
-      case "dbres": {
-        const call = this.#calls.get(message.id);
-        this.#calls.delete(message.id);
-        if (!call) return;
-        if (message.error !== undefined) call.reject(new Error(message.error));
-        else call.resolve(message.body ? unpackValue(message.body) : {});
         return;
       }
       case "migrate":
@@ -290,61 +284,50 @@ export class Guest {
       this.#config!,
       (name) => this.#slices.get(name),
       (name) => this.#everySlice.has(name) || this.#slices.has(name),
-      (to, member, args) => {
-        const id = ++this.#nextCall;
-        const call = Promise.withResolvers<unknown>();
-        this.#calls.set(id, call);
-        this.#channel.send({ t: "svc", id, from: slice.name, to, member, body: packValue(args) });
-        return call.promise;
-      },
+      (to, member, args) =>
+        this.#ask((id) => ({ t: "svc", id, from: slice.name, to, member, body: packValue(args) })),
     );
   }
 
   /** Sends one request for the extension's own database; the server runs it. */
-  #sendDatabase = (request: DatabaseRequest): Promise<DatabaseResponse> => {
-    const id = ++this.#nextCall;
-    const call = Promise.withResolvers<unknown>();
-    this.#calls.set(id, call);
-    this.#channel.send({ t: "db", id, body: packValue(request) });
-    return call.promise as Promise<DatabaseResponse>;
-  };
+  #sendDatabase = (request: DatabaseRequest): Promise<DatabaseResponse> =>
+    this.#ask((id) => ({ t: "db", id, body: packValue(request) })) as Promise<DatabaseResponse>;
 
-  /** A slice's `getStatus()`; the server bounds how long it waits and checks what it gets. */
-  async #status(message: Extract<ToGuest, { t: "status" }>): Promise<void> {
+  /** Answers server request `id` with what `work` gives (or the error it throws). */
+  async #answer(id: number, work: () => unknown): Promise<void> {
     try {
-      const slice = this.#slices.get(message.slice);
-      const status = slice ? await slice.getStatus() : {};
-      this.#channel.send({ t: "svcres", id: message.id, body: packValue(status) });
+      this.#channel.send({ t: "svcres", id, body: packValue(await work()) });
     } catch (error) {
-      this.#channel.send({
-        t: "svcres",
-        id: message.id,
-        error: describe(error).message,
-        body: null,
-      });
+      this.#channel.send({ t: "svcres", id, error: describe(error).message, body: null });
     }
   }
 
-  async #migrate(message: Extract<ToGuest, { t: "migrate" }>): Promise<void> {
-    try {
+  /** Sends a call of this guest to the server; resolves with the value of its answer. */
+  #ask(message: (id: number) => FromGuest): Promise<unknown> {
+    const id = ++this.#nextCall;
+    const call = Promise.withResolvers<unknown>();
+    this.#calls.set(id, call);
+    this.#channel.send(message(id));
+    return call.promise;
+  }
+
+  /** A slice's `getStatus()`; the server bounds how long it waits and checks what it gets. */
+  #status(message: Extract<ToGuest, { t: "status" }>): Promise<void> {
+    return this.#answer(message.id, () => this.#slices.get(message.slice)?.getStatus() ?? {});
+  }
+
+  #migrate(message: Extract<ToGuest, { t: "migrate" }>): Promise<void> {
+    return this.#answer(message.id, async () => {
       // Loaded when needed: a guest without a database does not load Kysely.
       const { migrateGuest } = await import("../database/guest.ts");
-      const outcome = await migrateGuest(
+      return await migrateGuest(
         this.#registry?.migrations(this.#name),
         this.#name,
         message.version,
         message.dialect,
         this.#sendDatabase,
       );
-      this.#channel.send({ t: "svcres", id: message.id, body: packValue(outcome) });
-    } catch (error) {
-      this.#channel.send({
-        t: "svcres",
-        id: message.id,
-        error: describe(error).message,
-        body: null,
-      });
-    }
+    });
   }
 
   async #call(message: Extract<ToGuest, { t: "call" }>): Promise<void> {
@@ -375,27 +358,19 @@ export class Guest {
   }
 
   /** A service call into one of this guest's slices, from a slice anywhere. */
-  async #serve(message: Extract<ToGuest, { t: "svc" }>): Promise<void> {
-    try {
+  #serve(message: Extract<ToGuest, { t: "svc" }>): Promise<void> {
+    return this.#answer(message.id, () => {
       const args = unpackValue(message.body);
       if (!Array.isArray(args)) throw new Error("service arguments are not a list");
       // The server checked the caller's dependencies; here the callee's own checks run again.
-      const result = await callService(
+      return callService(
         (name) => this.#slices.get(name),
         { name: message.from, getDependencies: () => [message.to] },
         message.to,
         message.member,
         args,
       );
-      this.#channel.send({ t: "svcres", id: message.id, body: packValue(result) });
-    } catch (error) {
-      this.#channel.send({
-        t: "svcres",
-        id: message.id,
-        error: describe(error).message,
-        body: null,
-      });
-    }
+    });
   }
 
   /** A request for static content: API calls come routed, as `api` messages. */

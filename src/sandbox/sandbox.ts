@@ -447,11 +447,18 @@ export class Sandbox {
   /** What slice `slice`'s `getStatus()` in the guest returns. */
   status(slice: string): Promise<Record<string, unknown>> {
     if (this.failure) return Promise.resolve({});
+    return this.#ask((id) => ({ t: "status", id, slice }), Date.now() + 5000) as Promise<
+      Record<string, unknown>
+    >;
+  }
+
+  /** Sends a request to the guest; resolves with the value its `svcres` answer carries. */
+  #ask(message: (id: number) => ToGuest, deadline: number): Promise<unknown> {
     const id = ++this.#nextId;
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    this.#pending.set(id, { deadline: Date.now() + 5000, resolve, reject });
-    this.#channel!.send({ t: "status", id, slice });
-    return promise as Promise<Record<string, unknown>>;
+    this.#pending.set(id, { deadline, resolve, reject });
+    this.#channel!.send(message(id));
+    return promise;
   }
 
   /** Whether setup in the guest registered migrations. */
@@ -460,16 +467,11 @@ export class Sandbox {
   /** Applies the extension's migrations in the guest (their code is there). */
   migrate(dialect: "sqlite" | "postgres"): Promise<MigrationOutcome> {
     if (this.failure) return Promise.reject(this.#failed());
-    const id = ++this.#nextId;
-    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    this.#pending.set(id, { deadline: Number.POSITIVE_INFINITY, resolve, reject });
-    this.#channel!.send({
-      t: "migrate",
-      id,
-      dialect,
-      version: this.#extension?.version ?? "unversioned",
-    });
-    return promise as Promise<MigrationOutcome>;
+    const version = this.#extension?.version ?? "unversioned";
+    return this.#ask(
+      (id) => ({ t: "migrate", id, dialect, version }),
+      Number.POSITIVE_INFINITY,
+    ) as Promise<MigrationOutcome>;
   }
 
   /** Calls service `member` of slice `to` in this guest for slice `from`. */
@@ -482,15 +484,10 @@ export class Sandbox {
         ),
       );
     }
-    const id = ++this.#nextId;
-    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    this.#pending.set(id, {
-      deadline: Date.now() + this.#requestTimeout * 1000,
-      resolve,
-      reject,
-    });
-    this.#channel!.send({ t: "svc", id, from, to, member, body: packValue(args) });
-    return promise;
+    return this.#ask(
+      (id) => ({ t: "svc", id, from, to, member, body: packValue(args) }),
+      Date.now() + this.#requestTimeout * 1000,
+    );
   }
 
   /** Runs a lifecycle phase of a slice in the guest, by `until` (ms since epoch). */
