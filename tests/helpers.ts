@@ -275,3 +275,16 @@ export async function corePackage(): Promise<ExtraPackage> {
     include: config.publish.include,
   };
 }
+
+/**
+ * Forgets what Deno cached from a registry at `url`: the cache is keyed by host and port, and a
+ * port reused from an earlier run would otherwise serve that run's package versions.
+ */
+export async function forgetCached(url: string): Promise<void> {
+  const { stdout } = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] })
+    .output();
+  const cache = JSON.parse(new TextDecoder().decode(stdout)).modulesCache as string;
+  const { hostname, port } = new URL(url);
+  await Deno.remove(join(cache, "http", `${hostname}_PORT${port}`), { recursive: true })
+    .catch(() => {});
+}

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { serveRegistry } from "../src/registry/registry.ts";
-import { corePackage, getJson, PROJECT, serve, tempDir } from "./helpers.ts";
+import { corePackage, forgetCached, getJson, PROJECT, serve, tempDir } from "./helpers.ts";
 
 async function deno(args: string[], cwd: string, env: Record<string, string> = {}) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -34,6 +34,7 @@ Deno.test("JSR end to end: scaffold, publish, load, upgrade, refuse", async (t) 
   const packages = join(work.path, "registry");
   await Deno.mkdir(packages);
   await using registry = await serveRegistry(packages, { extra: [await corePackage()] });
+  await forgetCached(registry.url);
   const env = { JSR_URL: registry.url };
   const ext = join(work.path, "my-ext");
   const manifest = join(ext, "deno.json");

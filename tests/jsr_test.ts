@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { serveRegistry } from "../src/registry/registry.ts";
-import { getJson, serve, tempDir } from "./helpers.ts";
+import { forgetCached, getJson, serve, tempDir } from "./helpers.ts";
 
 async function writePackage(root: string, pkg: string, version: string, ext: string) {
   const dir = join(root, pkg, version);
@@ -37,6 +37,7 @@ Deno.test("JSR: ranges, unknown and tampered packages, offline restart", async (
   }
   await writePackage(packages.path, "@test/tampered", "1.0.0", "tampered");
   const registry = await serveRegistry(packages.path);
+  await forgetCached(registry.url);
   // The registry takes a version's checksums when it is first asked for it (a published
   // version never changes); changed afterwards, what it serves no longer matches them.
   await (await fetch(`${registry.url}/@test/tampered/1.0.0_meta.json`)).body?.cancel();

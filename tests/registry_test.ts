@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { rewrite, serveRegistry } from "../src/registry/registry.ts";
-import { PROJECT, tempDir } from "./helpers.ts";
+import { forgetCached, PROJECT, tempDir } from "./helpers.ts";
 
 async function task(args: string[]) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -29,6 +29,7 @@ Deno.test("registry: publish, served without a restart, --help", async (t) => {
   await using work = await tempDir();
   const root = join(work.path, "registry");
   await using registry = await serveRegistry(root);
+  await forgetCached(registry.url);
   const versions = async () => {
     const answer = await fetch(`${registry.url}/@acme/thing/meta.json`);
     return answer.ok ? Object.keys((await answer.json()).versions).sort() : answer.status;
