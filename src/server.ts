@@ -44,7 +44,7 @@ import type { openApiDocument } from "./protocol/openapi.ts";
 import { startOrder } from "./slices/graph.ts";
 import { Lifecycle } from "./slices/lifecycle.ts";
 import { attachSlices, callService, sliceView } from "./slices/runtime.ts";
-import { INTERNALS, type ServerSlice } from "./slices/slice.ts";
+import { INTERNALS, type ServerSlice, type SliceServer } from "./slices/slice.ts";
 import { PRODUCT, VERSION } from "./version.ts";
 
 const ABORTED = new WeakSet<object>();
@@ -178,6 +178,7 @@ export class Server {
         sliceNames: () => this.#registry.slices.map((s) => s.name),
         database: () => this.#database?.host,
         metrics: this.sandboxMetrics,
+        rerun: (slices) => this.#lifecycle!.rerun(slices, (slice) => this.#sliceView(slice)),
       });
       const { buildApp } = await import("./http/api.ts");
       this.#openApi = (await import("./protocol/openapi.ts")).openApiDocument;
@@ -246,10 +247,7 @@ export class Server {
         (slice) =>
           slice.extensionName !== "core" && this.#bootFailure(slice.extensionName) === "continue",
       );
-      const exists = (name: string) => this.#registry.get(name) !== undefined;
-      await this.#lifecycle.start((slice) =>
-        sliceView(slice, this.config, (name) => this.#registry.get(name), exists)
-      );
+      await this.#lifecycle.start((slice) => this.#sliceView(slice));
       // An extension one of whose slices failed under boot_failure = continue is failed too.
       for (const slice of this.#order) {
         const extension = this.#extensions.find((e) => e.name === slice.extensionName);
@@ -266,6 +264,12 @@ export class Server {
       this.#loader?.close();
       throw error;
     }
+  }
+
+  /** What `prestart` of `slice` receives. */
+  #sliceView(slice: ServerSlice): SliceServer {
+    const lookup = (name: string) => this.#registry.get(name);
+    return sliceView(slice, this.config, lookup, (name) => lookup(name) !== undefined);
   }
 
   #openApi?: typeof openApiDocument;
@@ -536,16 +540,21 @@ export class Server {
         version: VERSION,
         extensions: this.#extensions.map((
           { name, version, source, isolation, permissions, status, failure },
-        ) => ({
-          name,
-          version,
-          source,
-          isolation,
-          permissions,
-          status,
-          reason: status === "failed" ? failure ?? "failed" : null,
-          schema_version: this.#database?.schemaVersion(name) ?? null,
-        })),
+        ) => {
+          const sandbox = this.#loader?.sandboxes.find((s) => s.name === name);
+          return {
+            name,
+            version,
+            source,
+            isolation,
+            permissions,
+            status,
+            reason: status === "failed" ? failure ?? "failed" : null,
+            schema_version: this.#database?.schemaVersion(name) ?? null,
+            restarts: sandbox?.restarts ?? 0,
+            last_failure: sandbox?.lastFailure ?? (status === "failed" ? failure ?? null : null),
+          };
+        }),
         ...(this.#database?.instances() ? { instances: this.#database.instances() } : {}),
         slices: await Promise.all(this.slices.map(async (s) => ({
           name: s.name,
@@ -609,6 +618,7 @@ export class Server {
     }
     this.#state = "stopping";
     this.#deadline = Date.now() + this.config.duration("server", "shutdown_timeout") * 1000;
+    this.#loader?.endRestarts();
     this.#transport?.beginStopping();
     await this.#lifecycle!.stop(this.#deadline);
     this.#loader?.close();

@@ -88,6 +88,8 @@ Deno.test("boot_failure per extension: one continues, the default still aborts",
       status: "failed",
       reason: "extension nosetup: setup failed: no config",
       schema_version: null,
+      restarts: 0,
+      last_failure: "extension nosetup: setup failed: no config",
     },
   );
   assert.deepEqual((await getJson(`${test.url}/api/v2/ping`)).body, { data: "pong" });

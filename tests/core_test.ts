@@ -82,6 +82,8 @@ export function setup(app) {
       status: "loaded",
       reason: null,
       schema_version: null,
+      restarts: 0,
+      last_failure: null,
     },
     {
       name: "feat",
@@ -92,6 +94,8 @@ export function setup(app) {
       status: "loaded",
       reason: null,
       schema_version: null,
+      restarts: 0,
+      last_failure: null,
     },
   ]);
   // Start order: the listener last (as Inmanta's core.transport), core.server not after it.
@@ -186,8 +190,14 @@ Deno.test("stopping: the listener stops first: 503 and health 'stopping', in-fli
     503,
     { data: { status: "stopping", failed: [] }, message: "server is stopping" },
   ]);
-  const quick = await getJson(`${url}/api/v2/quick`);
+  const quick = await getJson(`${url}/api/v2/quick`, { headers: { "x-request-id": "late-1" } });
   assert.deepEqual([quick.status, quick.body], [503, { message: "server is stopping" }]);
+  assert.equal(quick.headers.get("x-request-id"), "late-1", "the refusal echoes the request id");
+  assert.match(
+    health.headers.get("x-request-id")!,
+    /^[0-9a-f]{8}-/,
+    "an id is made when none came",
+  );
   // core.transport drains before any other slice's prestop.
   assert.deepEqual(g.events, ["starting", "slow request"]);
 

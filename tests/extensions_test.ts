@@ -276,6 +276,8 @@ Deno.test("discovery: extension.<name>.source as an http(s) URL is imported by D
     status: "loaded",
     reason: null,
     schema_version: null,
+    restarts: 0,
+    last_failure: null,
   });
   // A sandboxed module that cannot be imported stops start-up by default, naming it...
   await assert.rejects(

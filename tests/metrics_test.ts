@@ -237,4 +237,9 @@ Deno.test("metrics: a process sandbox reports its own figures and its failure", 
   assert.ok((seen.get('inmanta_sandbox_heap_used_bytes{extension="ops"}') ?? 0) > 0);
   assert.ok((seen.get('inmanta_sandbox_resident_memory_bytes{extension="ops"}') ?? 0) > 0);
   assert.equal(seen.get('inmanta_sandbox_state{extension="ops",state="running"}'), 1);
+  // Background tasks are counted in the guest and cross with its heartbeats.
+  const slice = 'extension="ops",slice="ops.main"';
+  assert.equal(seen.get(`inmanta_background_tasks_started_total{${slice}}`), 2);
+  assert.equal(seen.get(`inmanta_background_tasks_failed_total{${slice}}`), 1);
+  assert.equal(seen.get(`inmanta_background_tasks_running{${slice}}`), 0);
 });

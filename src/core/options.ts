@@ -92,6 +92,23 @@ export function registerCoreOptions(config: Config): void {
       default: false,
       help: "true: /metrics answers without a token even when server.auth is on",
     },
+    restart: {
+      type: "string",
+      default: "never",
+      help:
+        "never, or on-failure: a process sandbox that fails after it started is started again, with backoff (1 s doubling to 60 s)",
+    },
+    restart_max_failures: {
+      type: "int",
+      default: 5,
+      help:
+        "with restart = on-failure: after this many failures in restart_window the extension stays failed",
+    },
+    restart_window: {
+      type: "duration",
+      default: 300,
+      help: "seconds in which restart_max_failures failures leave an extension failed",
+    },
     sandbox_request_timeout: {
       type: "duration",
       default: 30,

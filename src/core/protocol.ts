@@ -27,6 +27,10 @@ export const serverStatus = method({
       reason: z.string().nullable(),
       /** Its last applied migration, or null. */
       schema_version: z.string().nullable(),
+      /** Times its sandbox was started again after a failure (`restart = on-failure`). */
+      restarts: z.number().int(),
+      /** Why its sandbox last failed, even when a restart brought it back; null if never. */
+      last_failure: z.string().nullable(),
     })),
     instances: z.array(z.object({
       id: z.string(),

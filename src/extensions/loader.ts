@@ -25,6 +25,7 @@ import {
   parseGrant,
 } from "../sandbox/grant.ts";
 import { ProcessLink, WorkerLink } from "../sandbox/link.ts";
+import { restartPolicy } from "../sandbox/restart.ts";
 import { Sandbox } from "../sandbox/sandbox.ts";
 import { checkCore } from "./compat.ts";
 import type { ExtensionSpec } from "./discovery.ts";
@@ -54,6 +55,8 @@ export interface LoaderOptions {
   database(): DatabaseHost | undefined;
   /** Where sandboxes report their figures. */
   metrics?: SandboxMetrics;
+  /** Runs prestart then start of a restarted sandbox's slices, in start order. */
+  rerun?(slices: ServerSlice[]): Promise<void>;
 }
 
 /** An extension made ready to load. */
@@ -170,6 +173,14 @@ export class ExtensionLoader {
     const { config, log } = this.#options;
     const section = `extension.${spec.name}`;
     const isolation = this.isolation(spec);
+    const restart = restartPolicy(config, spec.name);
+    if (restart && isolation !== "process") {
+      // A Worker in an endless loop cannot be ended (its thread runs on), nor can an extension
+      // in the server's isolate: only a process is started again.
+      log.warning(
+        `extension ${spec.name}: restart = on-failure applies to process sandboxes only; with isolation = ${isolation} a failure leaves it failed`,
+      );
+    }
     const remote = spec.origin === "jsr" || spec.origin === "url";
     if (remote) await prefetch(spec);
     const info = await packageInfo(spec);
@@ -237,6 +248,8 @@ export class ExtensionLoader {
       sliceNames: this.#options.sliceNames,
       database: this.#options.database,
       metrics: this.#options.metrics,
+      restart: isolation === "process" ? restart : undefined,
+      rerun: this.#options.rerun,
     });
     this.#sandboxes.push(sandbox);
     sandbox.begin();
@@ -262,6 +275,11 @@ export class ExtensionLoader {
   /** Every sandbox started so far. */
   get sandboxes(): readonly Sandbox[] {
     return this.#sandboxes;
+  }
+
+  /** Restarts no sandbox from now on (the server is stopping). */
+  endRestarts(): void {
+    for (const sandbox of this.#sandboxes) sandbox.endRestarts();
   }
 
   /** Ends every sandbox. */

@@ -7,6 +7,8 @@
 import { describeError, InmantaError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { FetchHandler } from "./api.ts";
+import { errorResponse } from "./errors.ts";
+import { REQUEST_ID_HEADER, requestIdOf } from "../request_id.ts";
 
 /** Where and what to serve. */
 export interface TransportOptions {
@@ -111,10 +113,11 @@ export class HttpTransport {
 
   #handle(request: Request): Response | Promise<Response> {
     if (this.#stopping) {
-      return this.#options.stopping?.(request) ?? Response.json({ message: "server is stopping" }, {
-        status: 503,
-        headers: { connection: "close" },
-      });
+      const answer = this.#options.stopping?.(request) ??
+        errorResponse(503, "server is stopping", { connection: "close" });
+      // Echoed as every other answer does: a client tracing a request sees it was refused.
+      answer.headers.set(REQUEST_ID_HEADER, requestIdOf(request));
+      return answer;
     }
     const answer = this.#options.handler(request);
     // Most answers are ready at once; only pending ones are counted, so that the common path

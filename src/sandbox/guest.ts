@@ -22,7 +22,8 @@ import { schemaOf } from "../protocol/openapi.ts";
 import { collectRoutes, routeKey } from "../protocol/routes.ts";
 import { attachSlices, callService, runPhase, sliceView } from "../slices/runtime.ts";
 import { serviceNames } from "../slices/services.ts";
-import type { ServerSlice, SliceServer } from "../slices/slice.ts";
+import { INTERNALS, type ServerSlice, type SliceServer } from "../slices/slice.ts";
+import type { BackgroundCounts } from "../scheduler/scheduler.ts";
 import type { DatabaseRequest, DatabaseResponse } from "../database/wire.ts";
 import { Channel } from "./channel.ts";
 import {
@@ -79,6 +80,7 @@ export class Guest {
   #everySlice = new Set<string>();
   #nextCall = 0;
   #lastTasks = "";
+  #lastBackground = "";
   #name = "";
   #registry: Registry | undefined;
   #databaseAttached = false;
@@ -176,12 +178,21 @@ export class Guest {
   #beat(): void {
     const usage = ++this.#beats % 5 === 0 ? { usage: this.#usage() } : {};
     const tasks: Record<string, ReturnType<ServerSlice["scheduledTasks"]>> = {};
-    for (const [name, slice] of this.#slices) tasks[name] = slice.scheduledTasks();
+    const background: Record<string, BackgroundCounts> = {};
+    for (const [name, slice] of this.#slices) {
+      tasks[name] = slice.scheduledTasks();
+      background[name] = slice[INTERNALS].backgroundCounts();
+    }
     // Task lists cross only when they changed: a heartbeat costs the same with 1 or 1,000 tasks.
     const text = JSON.stringify(tasks);
-    if (text === this.#lastTasks) return this.#channel.send({ t: "beat", ...usage });
+    const counts = JSON.stringify(background);
+    const changed = {
+      ...(text === this.#lastTasks ? {} : { tasks }),
+      ...(counts === this.#lastBackground ? {} : { background }),
+    };
     this.#lastTasks = text;
-    this.#channel.send({ t: "beat", tasks, ...usage });
+    this.#lastBackground = counts;
+    this.#channel.send({ t: "beat", ...changed, ...usage });
   }
 
   async #load(message: Extract<ToGuest, { t: "load" }>): Promise<void> {

@@ -12,7 +12,7 @@ import type { IniValue } from "../config/ini.ts";
 import type { Feature } from "../features.ts";
 import type { LogLevel } from "../log.ts";
 import type { Operation } from "../protocol/method.ts";
-import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
+import type { BackgroundCounts, ScheduledTaskInfo } from "../scheduler/scheduler.ts";
 import { ProtocolError } from "../errors.ts";
 
 /** A method as it crosses the boundary: its schemas as JSON Schema. */
@@ -162,12 +162,14 @@ export type FromGuest =
   | { t: "log"; level: LogLevel; source: string; message: string; requestId?: string }
   | { t: "mount"; slice: string; location: string; start: boolean }
   /**
-   * Alive; `tasks` only when they changed since the last beat; `usage`: what the guest says it
-   * uses (for metrics only: the limits are enforced from outside).
+   * Alive; `tasks` and `background` (each slice's background task counts) only when they
+   * changed since the last beat; `usage`: what the guest says it uses (for metrics only: the
+   * limits are enforced from outside).
    */
   | {
     t: "beat";
     tasks?: Record<string, ScheduledTaskInfo[]>;
+    background?: Record<string, BackgroundCounts>;
     usage?: { cpuSeconds: number; rssBytes: number; heapUsedBytes: number };
   }
   /** A slice of this guest calls service `member` of slice `to`; `body`: the arguments. */
@@ -307,6 +309,10 @@ const fromGuest = z.discriminatedUnion("t", [
   z.object({
     t: z.literal("beat"),
     tasks: z.record(name, z.array(task).max(LIMITS.tasks)).optional(),
+    background: z.record(
+      name,
+      z.object({ started: count, running: count, failed: count }).strict(),
+    ).optional(),
     usage: z.object({
       cpuSeconds: z.number().finite().nonnegative(),
       rssBytes: z.number().finite().nonnegative(),

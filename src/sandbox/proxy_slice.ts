@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { addHandler, method, type MethodDefinition } from "../protocol/method.ts";
 import { routeKey } from "../protocol/routes.ts";
-import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
+import type { BackgroundCounts, ScheduledTaskInfo } from "../scheduler/scheduler.ts";
 import { INTERNALS, ServerSlice } from "../slices/slice.ts";
 import type { MethodDescriptor, SliceDescriptor, SlicePhase } from "./messages.ts";
 
@@ -26,6 +26,8 @@ export interface GuestPort {
   callService(from: string, to: string, member: string, args: unknown[]): Promise<unknown>;
   /** Scheduled tasks of each slice, as the guest last reported them. */
   readonly tasks: Record<string, ScheduledTaskInfo[]>;
+  /** Background task counts of each slice, as the guest last reported them. */
+  readonly background: Record<string, BackgroundCounts>;
   /** What a slice's `getStatus()` in the guest returns. */
   status(slice: string): Promise<Record<string, unknown>>;
 }
@@ -75,16 +77,30 @@ export class ProxySlice extends ServerSlice {
     const services = new Set(descriptor.services);
     internals.offers = (member) => services.has(member);
     internals.serve = (from, member, args) => port.callService(from, this.name, member, args);
+    internals.backgroundCounts = () =>
+      port.background[this.name] ?? { started: 0, running: 0, failed: 0 };
   }
+
+  /** Locations this proxy forwards already (a restarted guest announces them again). */
+  readonly #mounted = new Set<string>();
 
   /** Serves the guest's static content at `location` (it announced a mount). */
   mountForward(location: string, start: boolean): void {
+    if (this.#mounted.has(location)) return;
+    this.#mounted.add(location);
     this[INTERNALS].mount({
       kind: "proxy",
       location,
       start,
       forward: (request) => this.#port.forward(request),
     });
+  }
+
+  /** A new guest runs the slice: it goes through prestart and start again. */
+  revive(): void {
+    const internals = this[INTERNALS];
+    internals.failure = undefined;
+    internals.setStatus("registered");
   }
 
   /** The guest failed: so did this slice, if it had started. */

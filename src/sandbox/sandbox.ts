@@ -1,7 +1,10 @@
 /**
- * One sandbox: the server's side of one guest (an extension in a Worker or a subprocess). It
- * sends the guest its work, checks every message the guest sends before acting on it, and fails
- * the extension (never the server) when the guest misbehaves, dies or goes silent.
+ * One sandbox: the server's side of one extension's guest (a Worker or a subprocess). It sends
+ * the guest its work, checks every message the guest sends before acting on it, and fails the
+ * extension (never the server) when the guest misbehaves, dies or goes silent. With
+ * `restart = on-failure` it starts a new guest after such a failure, and runs its slices'
+ * prestart and start again: the proxies the server holds (routes, mounts, `Remote`s) stay the
+ * same objects and reach the new guest.
  *
  * @module
  */
@@ -24,7 +27,7 @@ import { streaming } from "../http/transport.ts";
 import type { Logger } from "../log.ts";
 import { currentRequestId, isRequestId } from "../request_id.ts";
 import { errorResponse } from "../http/errors.ts";
-import type { ScheduledTaskInfo } from "../scheduler/scheduler.ts";
+import type { BackgroundCounts, ScheduledTaskInfo } from "../scheduler/scheduler.ts";
 import type { ServerSlice } from "../slices/slice.ts";
 import type { DatabaseHost } from "../database/database_host.ts";
 import type { SandboxMetrics, SandboxSample } from "../metrics/sandboxes.ts";
@@ -42,7 +45,9 @@ import {
   type ToGuest,
   unpackValue,
 } from "./messages.ts";
+import { LogBudget } from "./log_budget.ts";
 import { ProxySlice } from "./proxy_slice.ts";
+import { Backoff, type RestartPolicy } from "./restart.ts";
 import { watch } from "./watchdog.ts";
 
 const ERRORS: Record<string, new (code: string, message: string) => InmantaError> = {
@@ -93,6 +98,10 @@ export interface SandboxOptions {
   database(): DatabaseHost | undefined;
   /** Where the sandbox's figures go (`/metrics`). */
   metrics?: SandboxMetrics;
+  /** When to start a failed guest again (undefined: never). */
+  restart?: RestartPolicy;
+  /** Runs prestart then start of these slices again, in start order (after a restart). */
+  rerun?(slices: ServerSlice[]): Promise<void>;
 }
 
 interface Pending {
@@ -112,21 +121,38 @@ export class Sandbox {
   >();
   readonly #requestTimeout: number;
   readonly #bodyTimeout: number;
-  readonly #logRate: number;
+  readonly #logBudget: LogBudget;
   readonly #log: Logger;
+  /** The guest running now (undefined once it ended). */
   #link: GuestLink | undefined;
   #channel: Channel<ToGuest> | undefined;
   #nextId = 0;
   #loaded = Promise.withResolvers<Extract<FromGuest, { t: "loaded" }>>();
   #extension: LoadedExtension | undefined;
   #unwatch: (() => void) | undefined;
+  /** When the current guest started (ms since epoch). */
+  #startedAt = Date.now();
+  /** Set while the extension waits for, or goes through, a restart: when to try, in ms. */
+  #down: { retryAt: number } | undefined;
+  #backoff: Backoff | undefined;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  /** False once the server ends the sandbox, or a restart cannot help. */
+  #restartable = true;
+  /** Whether every slice of the extension started once (only then is a failure restarted). */
+  #everStarted = false;
+  /** Guests started after the first. */
+  restarts = 0;
+  /** Why the last guest failed, if one did. */
+  lastFailure: string | undefined;
   /** When the guest last said it is alive (ms since epoch). */
   lastBeat: number = Date.now();
   /** Whether the guest said anything yet. */
   heard = false;
   /** Scheduled tasks of each slice, as of the last heartbeat that carried them. */
   tasks: Record<string, ScheduledTaskInfo[]> = {};
-  /** Why the sandbox failed, once it did. */
+  /** Background task counts of each slice, as of the last heartbeat that carried them. */
+  background: Record<string, BackgroundCounts> = {};
+  /** Why the current guest failed, once it did. */
   failure: string | undefined;
 
   /** @param options what the sandbox needs from the server */
@@ -136,7 +162,11 @@ export class Sandbox {
     // Read once: a configuration lookup is too slow for every request.
     this.#requestTimeout = options.config.duration("server", "sandbox_request_timeout");
     this.#bodyTimeout = options.config.duration("server", "request_body_timeout");
-    this.#logRate = options.config.int("server", "sandbox_log_rate");
+    const rate = options.config.int("server", "sandbox_log_rate");
+    this.#logBudget = new LogBudget(rate, (dropped) =>
+      this.#log.warning(
+        `extension ${this.name} logged too much: ${dropped} record(s) dropped (server.sandbox_log_rate = ${rate}/s)`,
+      ));
   }
 
   /** The extension's name. */
@@ -158,10 +188,22 @@ export class Sandbox {
   begin(): void {
     const link = this.#options.link();
     this.#link = link;
+    this.#startedAt = Date.now();
+    this.heard = false;
+    this.lastBeat = Date.now();
+    this.tasks = {};
+    this.#backgroundBefore = Object.fromEntries(
+      Object.entries(this.background).map(([slice, c]) => [slice, { ...c, running: 0 }]),
+    );
+    this.#usage = { cpuSeconds: 0, rssBytes: 0, heapUsedBytes: 0 };
+    this.#loaded = Promise.withResolvers();
     this.#channel = new Channel<ToGuest>((batch) => link.post(batch), true);
-    link.onBatch = (batch) => this.#take(batch);
+    // What a guest that was ended says or does no longer counts: a new one may run already.
+    link.onBatch = (batch) => {
+      if (link === this.#link) this.#take(batch);
+    };
     link.onExit = (reason) => {
-      if (!this.#ended) this.fail(reason);
+      if (link === this.#link) this.fail(reason);
     };
     link.onStderr = (line) => this.#log.warning(line);
     this.#unwatch = watch(this, this.#options.config);
@@ -328,17 +370,18 @@ export class Sandbox {
       case "beat":
         this.lastBeat = Date.now();
         if (message.tasks) this.tasks = message.tasks;
+        if (message.background) this.#countBackground(message.background);
         if (message.usage) {
           this.#usage = {
             ...message.usage,
             // A Worker's CPU cannot be told from the server's.
             cpuSeconds: this.#options.isolation === "worker" ? 0 : message.usage.cpuSeconds,
           };
-          this.#report("running");
+          this.#report(this.#down ? "restarting" : "running");
         }
         return;
       case "log":
-        if (this.#logBudget()) {
+        if (this.#logBudget.allow()) {
           this.#log.child(this.#source(message.source)).log(
             message.level,
             message.message,
@@ -347,6 +390,7 @@ export class Sandbox {
         }
         return;
       case "mount":
+        // A restarted guest mounts again what its proxy serves already: nothing changes then.
         this.#proxy(message.slice).mountForward(message.location, message.start);
         return;
       case "loaded":
@@ -356,38 +400,32 @@ export class Sandbox {
     }
   }
 
-  #logWindow = 0;
-  #logCount = 0;
-  #logDropped = 0;
-  #logTimer: ReturnType<typeof setTimeout> | undefined;
-
   /**
-   * Whether one more log record of this guest may be written this second: a guest writing a
-   * million lines must not slow the server's log for everyone else. What is dropped is counted
-   * and reported once per second.
+   * Takes a guest's background counts. A restarted guest counts from zero: what its
+   * predecessors counted is added, so that the counters never go down.
    */
-  #logBudget(): boolean {
-    const second = Math.floor(Date.now() / 1000);
-    if (second !== this.#logWindow) {
-      this.#reportDropped();
-      this.#logWindow = second;
-      this.#logCount = 0;
+  #countBackground(counts: Record<string, BackgroundCounts>): void {
+    for (const [slice, now] of Object.entries(counts)) {
+      // Before its slices are mirrored here only the name tells they are its own.
+      if (!slice.startsWith(`${this.name}.`)) {
+        throw new ProtocolError(
+          "sandbox.slice",
+          `it named slice ${slice}, which is not one of its own`,
+        );
+      }
+      const before = this.#backgroundBefore[slice];
+      this.background[slice] = before
+        ? {
+          started: before.started + now.started,
+          running: now.running,
+          failed: before.failed + now.failed,
+        }
+        : now;
     }
-    if (++this.#logCount <= this.#logRate) return true;
-    // The first record dropped this second: say how many were, once the second is over.
-    if (this.#logDropped++ === 0) {
-      this.#logTimer = setTimeout(() => this.#reportDropped(), 1000 - (Date.now() % 1000));
-    }
-    return false;
   }
 
-  #reportDropped(): void {
-    if (this.#logDropped === 0) return;
-    this.#log.warning(
-      `extension ${this.name} logged too much: ${this.#logDropped} record(s) dropped (server.sandbox_log_rate = ${this.#logRate}/s)`,
-    );
-    this.#logDropped = 0;
-  }
+  /** Background counts of the guests before this one, per slice. */
+  #backgroundBefore: Record<string, BackgroundCounts> = {};
 
   /** A log source a guest names: its own extension or one of its slices, nothing else. */
   #source(source: string): string {
@@ -446,7 +484,7 @@ export class Sandbox {
 
   /** What slice `slice`'s `getStatus()` in the guest returns. */
   status(slice: string): Promise<Record<string, unknown>> {
-    if (this.failure) return Promise.resolve({});
+    if (this.failure || this.#down) return Promise.resolve({});
     return this.#ask((id) => ({ t: "status", id, slice }), Date.now() + 5000) as Promise<
       Record<string, unknown>
     >;
@@ -476,11 +514,11 @@ export class Sandbox {
 
   /** Calls service `member` of slice `to` in this guest for slice `from`. */
   callService(from: string, to: string, member: string, args: unknown[]): Promise<unknown> {
-    if (this.failure) {
+    if (this.failure || this.#down) {
       return Promise.reject(
         new SliceError(
           "service.stopped",
-          `slice ${from} called ${to}.${member}(), but extension ${this.name} failed: ${this.failure}`,
+          `slice ${from} called ${to}.${member}(), but extension ${this.name} ${this.#downSince()}`,
         ),
       );
     }
@@ -512,7 +550,22 @@ export class Sandbox {
   }
 
   #failed(): ExtensionError {
-    return new ExtensionError("extension.failed", `extension ${this.name} failed: ${this.failure}`);
+    return new ExtensionError("extension.failed", `extension ${this.name} ${this.#downSince()}`);
+  }
+
+  /** Why the extension does not serve now, as the end of a sentence naming it. */
+  #downSince(): string {
+    return this.#down
+      ? `is restarting after a failure: ${this.lastFailure}`
+      : `failed: ${this.failure ?? this.lastFailure ?? "sandbox ended"}`;
+  }
+
+  /** The answer to a request the extension cannot serve now: 503, with Retry-After when it restarts. */
+  #unavailable(): Response {
+    const message = `extension ${this.name} ${this.#downSince()}`;
+    if (!this.#down) return errorResponse(503, message);
+    const seconds = Math.max(1, Math.ceil((this.#down.retryAt - Date.now()) / 1000));
+    return errorResponse(503, message, { "retry-after": String(seconds) });
   }
 
   /**
@@ -525,9 +578,7 @@ export class Sandbox {
     api?: { key: string; params: Record<string, string> },
     received?: Uint8Array,
   ): Promise<Response> {
-    if (this.failure) {
-      return Promise.resolve(errorResponse(503, `extension ${this.name} failed: ${this.failure}`));
-    }
+    if (this.failure || this.#down) return Promise.resolve(this.#unavailable());
     // Most calls have no body (or the server read it already): no extra await for them.
     if (received !== undefined || request.body === null) {
       return this.#send(request, api, received);
@@ -553,12 +604,12 @@ export class Sandbox {
       resolve: resolve as (value: unknown) => void,
       reject: (error) =>
         resolve(
-          errorResponse(
-            503,
-            error instanceof Timeout
-              ? `extension ${this.name} did not answer within ${this.#requestTimeout}s`
-              : `extension ${this.name} failed: ${this.failure ?? "sandbox ended"}`,
-          ),
+          error instanceof Timeout
+            ? errorResponse(
+              503,
+              `extension ${this.name} did not answer within ${this.#requestTimeout}s`,
+            )
+            : this.#unavailable(),
         ),
     });
     const requestId = currentRequestId();
@@ -586,18 +637,28 @@ export class Sandbox {
     }
   }
 
-  /** Marks the sandbox failed: its slices fail, pending work ends, its endpoints answer 503. */
+  /**
+   * Marks the guest failed: its slices fail, pending work ends, its endpoints answer 503. With
+   * `restart = on-failure`, an extension whose slices had all started gets a new guest after
+   * the backoff's delay, unless it failed too often.
+   */
   fail(reason: string): void {
     if (this.failure) return;
     this.failure = reason;
-    this.#report("failed");
+    this.lastFailure = reason;
     this.#log.error(`extension ${this.name} failed: ${reason}`);
+    const delay = this.#nextRestart();
+    this.#down = delay === undefined ? undefined : { retryAt: Date.now() + delay };
     if (this.#extension) {
       this.#extension.status = "failed";
-      this.#extension.failure = reason;
+      this.#extension.failure = delay !== undefined
+        ? `${reason}; restarting in ${delay / 1000}s`
+        : this.#backoff && this.#backoff.failures >= this.#backoff.policy.maxFailures
+        ? `${reason}; it stays failed after ${this.#backoff.failures} failures within ${this.#backoff.policy.windowSeconds}s`
+        : reason;
     }
     for (const proxy of this.#proxies.values()) {
-      proxy.fail(`extension ${this.name} failed: ${reason}`);
+      proxy.fail(`extension ${this.name} ${this.#downSince()}`);
     }
     const fault = this.#failed();
     for (const pending of this.#pending.values()) pending.reject(fault);
@@ -619,11 +680,64 @@ export class Sandbox {
       slices: [],
       methods: [],
     });
-    this.terminate();
+    this.#endGuest();
+    this.#report(delay === undefined ? "failed" : "restarting");
+    if (delay !== undefined) {
+      this.#restartTimer = setTimeout(() => void this.#restart(), delay);
+    }
   }
 
-  #ended = false;
-  readonly #startedAt = Date.now();
+  /** The delay before the next guest in ms, or undefined when the extension stays failed. */
+  #nextRestart(): number | undefined {
+    const policy = this.#options.restart;
+    if (!policy || !this.#restartable) return undefined;
+    this.#everStarted ||= this.#proxies.size > 0 &&
+      [...this.#proxies.values()].every((p) => p.state === "started");
+    if (!this.#everStarted) return undefined;
+    this.#backoff ??= new Backoff(policy);
+    const delay = this.#backoff.failed();
+    if (delay === undefined) {
+      this.#log.error(
+        `extension ${this.name} failed ${this.#backoff.failures} times within ${policy.windowSeconds}s (server.restart_max_failures = ${policy.maxFailures}): it stays failed`,
+      );
+    }
+    return delay;
+  }
+
+  /** Starts a new guest and runs its slices' prestart and start; a failure on the way counts. */
+  async #restart(): Promise<void> {
+    this.#restartTimer = undefined;
+    if (!this.#restartable) return;
+    this.restarts++;
+    this.failure = undefined;
+    this.#log.info(`extension ${this.name}: starting a new guest (restart ${this.restarts})`);
+    this.begin();
+    this.#report("restarting");
+    const loaded = await this.#loaded.promise;
+    if (this.failure || !this.#restartable) return; // fail() decided what comes next
+    if (loaded.error) return this.fail(`it could not be set up again: ${loaded.error.message}`);
+    const before = [...this.#proxies.keys()].sort().join(", ");
+    const after = loaded.slices.map((s) => s.name).sort().join(", ");
+    if (before !== after) {
+      this.#restartable = false;
+      return this.fail(`its slices changed from ${before} to ${after || "none"} on restart`);
+    }
+    for (const proxy of this.#proxies.values()) proxy.revive();
+    try {
+      await this.#options.rerun?.([...this.#proxies.values()]);
+    } catch (error) {
+      return this.fail(`restart ${this.restarts} failed: ${describeError(error)}`);
+    }
+    if (this.failure || !this.#restartable) return;
+    this.#down = undefined;
+    if (this.#extension) {
+      this.#extension.status = "loaded";
+      this.#extension.failure = undefined;
+    }
+    this.#report("running");
+    this.#log.info(`extension ${this.name} serves again (restart ${this.restarts})`);
+  }
+
   #usage: Pick<SandboxSample, "cpuSeconds" | "rssBytes" | "heapUsedBytes"> = {
     cpuSeconds: 0,
     rssBytes: 0,
@@ -635,21 +749,34 @@ export class Sandbox {
     this.#options.metrics?.report(this.name, {
       ...this.#usage,
       state,
-      restarts: 0,
+      restarts: this.restarts,
       startedAt: this.#startedAt,
-      ...(this.failure ? { lastFailure: this.failure } : {}),
+      ...(this.lastFailure ? { lastFailure: this.lastFailure } : {}),
     });
   }
 
-  /** Ends the guest. */
-  terminate(): void {
+  /** Ends the guest running now, if one is. */
+  #endGuest(): void {
     // A guest that dies mid-transaction leaves it rolled back.
     void this.#options.database()?.releaseAll(this.name).catch(() => {});
-    this.#ended = true;
-    clearTimeout(this.#logTimer);
     this.#unwatch?.();
     this.#unwatch = undefined;
-    this.#link?.terminate();
+    const link = this.#link;
+    this.#link = undefined;
+    link?.terminate();
+  }
+
+  /** No more restarts (the server is stopping): a guest that fails from now on stays failed. */
+  endRestarts(): void {
+    this.#restartable = false;
+    clearTimeout(this.#restartTimer);
+  }
+
+  /** Ends the sandbox: its guest, and any restart to come. */
+  terminate(): void {
+    this.endRestarts();
+    this.#logBudget.close();
+    this.#endGuest();
   }
 }
 

@@ -96,7 +96,9 @@ function tick(): void {
 
 /** Reads the resident size of every process guest with one `ps` (Deno refuses /proc). */
 async function measure(): Promise<void> {
-  const guests = [...watched.keys()].filter((s) => s.pid !== undefined && !s.failure);
+  // Each with the pid measured: a guest restarted meanwhile is not judged by its predecessor.
+  const guests = [...watched.keys()].filter((s) => s.pid !== undefined && !s.failure)
+    .map((sandbox) => ({ sandbox, pid: sandbox.pid! }));
   if (guests.length === 0) return;
   measuring = true;
   try {
@@ -112,9 +114,12 @@ async function measure(): Promise<void> {
       const [pid, kib] = line.trim().split(/\s+/).map(Number);
       if (pid) rss.set(pid, kib);
     }
-    for (const guest of guests) {
-      const used = rss.get(guest.pid!);
-      if (used !== undefined && guest.rssLimitKiB !== undefined && used > guest.rssLimitKiB) {
+    for (const { sandbox: guest, pid } of guests) {
+      const used = rss.get(pid);
+      if (
+        used !== undefined && guest.pid === pid && guest.rssLimitKiB !== undefined &&
+        used > guest.rssLimitKiB
+      ) {
         guest.fail(
           `resident memory of ${Math.round(used / 1024)} MiB passed its limit of ${
             Math.round(guest.rssLimitKiB / 1024)

@@ -135,6 +135,19 @@ export class Lifecycle {
   }
 
   /**
+   * Runs prestart on `slices` then start, in start order: the slices of a sandbox that was
+   * started again. Throws what a phase threw (or {@link PhaseTimeout}); the caller fails them.
+   */
+  async rerun(
+    slices: readonly ServerSlice[],
+    server: (slice: ServerSlice) => SliceServer,
+  ): Promise<void> {
+    const order = this.#order.filter((s) => slices.includes(s));
+    for (const slice of order) await this.#run(slice, "prestart", server);
+    for (const slice of order) await this.#run(slice, "start", server);
+  }
+
+  /**
    * Prestops then stops the started slices in reverse order. Nothing is waited for past
    * `deadline` (ms since epoch): what hangs is logged by name and abandoned.
    */

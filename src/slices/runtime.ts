@@ -127,6 +127,7 @@ export async function callService(
     callee && {
       name: to,
       status: callee.state,
+      reason: internals!.failure,
       offers: (m) => internals!.offers(m),
     },
     to,

@@ -97,6 +97,8 @@ export interface CalleeState {
   name: string;
   /** Its lifecycle status. */
   status: string;
+  /** Why it failed, when it did (a sandbox that restarts says so here). */
+  reason?: string;
   /** Whether `member` is a marked service method. */
   offers(member: string): boolean;
 }
@@ -139,7 +141,9 @@ export function checkServiceCall(
   if (callee.status === "stopped" || callee.status === "failed") {
     throw new SliceError(
       "service.stopped",
-      `slice ${from} called ${to}.${member}(), but slice ${to} is ${callee.status}`,
+      `slice ${from} called ${to}.${member}(), but slice ${to} is ${callee.status}${
+        callee.reason ? ` (${callee.reason})` : ""
+      }`,
     );
   }
 }
