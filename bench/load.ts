@@ -15,7 +15,7 @@
  * it, and the baseline), `--before=GIT-REV` (also runs the in-process targets from that
  * revision's tree, for a before/after in the same run).
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { cpuSeconds } from "./proc.ts";
 import { PROJECT, spawnServer } from "./spawn.ts";
 import { ensureWrk, postScript, wrk, type WrkReport } from "./wrk.ts";
@@ -265,6 +265,8 @@ function serve(config: string, tree = PROJECT, unpinned = false): Pick<
       "--allow-net=127.0.0.1",
       "--allow-env=INMANTA_*,JSR_URL",
       "--allow-run=deno",
+      // The example extension keeps its counts in the embedded database, under state_dir.
+      `--allow-write=${dirname(config)}`,
       "main.ts",
       "--config",
       config,
@@ -287,6 +289,7 @@ async function configure(root: string, tree: string, isolation: string, name: st
     file,
     `[server]\nenabled_extensions = ${names.join(",")}\n` +
       `extension_path = ${root}:${join(tree, "extensions")}\nmax_body_size = 4194304\n` +
+      `state_dir = ${join(root, `state-${name}`)}\n` +
       // On a machine loaded by other work, 21 sandboxes starting together missed the default
       // 5 s heartbeat and were failed: the benchmark measures throughput, not hang detection.
       (isolation === "none" ? "" : "sandbox_heartbeat_timeout = 60\n") +
