@@ -13,7 +13,13 @@ import type { Feature } from "../features.ts";
 import type { LogLevel } from "../log.ts";
 import type { Operation } from "../protocol/method.ts";
 import type { BackgroundCounts, ScheduledTaskInfo } from "../scheduler/scheduler.ts";
-import { ProtocolError } from "../errors.ts";
+import {
+  ConfigError,
+  ExtensionError,
+  type InmantaError,
+  ProtocolError,
+  SliceError,
+} from "../errors.ts";
 
 /** A method as it crosses the boundary: its schemas as JSON Schema. */
 export interface MethodDescriptor {
@@ -398,6 +404,22 @@ export function describe(error: unknown): ErrorDescriptor {
     };
   }
   return { name: "Error", code: undefined, message: String(error).slice(0, LIMITS.text) };
+}
+
+const ERRORS: Record<string, new (code: string, message: string) => InmantaError> = {
+  ConfigError,
+  ExtensionError,
+  ProtocolError,
+  SliceError,
+};
+
+/** Rebuilds an error that crossed the boundary ({@link describe}d), keeping its class and code. */
+export function rebuild(error: ErrorDescriptor): Error {
+  const Class = ERRORS[error.name];
+  if (Class) return new Class(error.code ?? "sandbox.error", error.message);
+  const plain = new Error(error.message);
+  plain.name = error.name;
+  return plain;
 }
 
 /**

@@ -10,14 +10,7 @@
  */
 import type { ApplicationContext } from "../application.ts";
 import type { Config } from "../config/config.ts";
-import {
-  ConfigError,
-  describeError,
-  ExtensionError,
-  type InmantaError,
-  ProtocolError,
-  SliceError,
-} from "../errors.ts";
+import { describeError, ExtensionError, ProtocolError, SliceError } from "../errors.ts";
 import type { ExtensionSpec } from "../extensions/discovery.ts";
 import { checkCore } from "../extensions/compat.ts";
 import { extensionRecord, type LoadedExtension, type PackageInfo } from "../extensions/module.ts";
@@ -41,30 +34,16 @@ import {
   type ErrorDescriptor,
   type FromGuest,
   packValue,
+  rebuild,
   type SlicePhase,
   type ToGuest,
   unpackValue,
 } from "./messages.ts";
+import { AnswerTimeout, Exchange } from "./exchange.ts";
 import { LogBudget } from "./log_budget.ts";
 import { ProxySlice } from "./proxy_slice.ts";
 import { Backoff, type RestartPolicy } from "./restart.ts";
 import { watch } from "./watchdog.ts";
-
-const ERRORS: Record<string, new (code: string, message: string) => InmantaError> = {
-  ConfigError,
-  ExtensionError,
-  ProtocolError,
-  SliceError,
-};
-
-/** Rebuilds an error that crossed the boundary, keeping its class and code. */
-function rebuild(error: ErrorDescriptor): Error {
-  const Class = ERRORS[error.name];
-  if (Class) return new Class(error.code ?? "sandbox.error", error.message);
-  const plain = new Error(error.message);
-  plain.name = error.name;
-  return plain;
-}
 
 const JSON_HEADERS: HeadersInit = { "content-type": "application/json" };
 
@@ -104,21 +83,10 @@ export interface SandboxOptions {
   rerun?(slices: ServerSlice[]): Promise<void>;
 }
 
-interface Pending {
-  deadline: number;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
-}
-
 /** One extension in one guest. */
 export class Sandbox {
   readonly #options: SandboxOptions;
-  readonly #pending = new Map<number, Pending>();
   readonly #proxies = new Map<string, ProxySlice>();
-  readonly #streams = new Map<
-    number,
-    { controller: ReadableStreamDefaultController<Uint8Array>; pulled: () => void }
-  >();
   readonly #requestTimeout: number;
   readonly #bodyTimeout: number;
   readonly #logBudget: LogBudget;
@@ -126,7 +94,8 @@ export class Sandbox {
   /** The guest running now (undefined once it ended). */
   #link: GuestLink | undefined;
   #channel: Channel<ToGuest> | undefined;
-  #nextId = 0;
+  /** What the current guest owes: answers and streamed bodies. */
+  #exchange = new Exchange(() => {});
   #loaded = Promise.withResolvers<Extract<FromGuest, { t: "loaded" }>>();
   #extension: LoadedExtension | undefined;
   #unwatch: (() => void) | undefined;
@@ -197,7 +166,9 @@ export class Sandbox {
     );
     this.#usage = { cpuSeconds: 0, rssBytes: 0, heapUsedBytes: 0 };
     this.#loaded = Promise.withResolvers();
-    this.#channel = new Channel<ToGuest>((batch) => link.post(batch), true);
+    const channel = new Channel<ToGuest>((batch) => link.post(batch), true);
+    this.#channel = channel;
+    this.#exchange = new Exchange((message) => channel.send(message));
     // What a guest that was ended says or does no longer counts: a new one may run already.
     link.onBatch = (batch) => {
       if (link === this.#link) this.#take(batch);
@@ -274,75 +245,38 @@ export class Sandbox {
     return this.#extension;
   }
 
-  /** The body of streamed response `id`: each pull asks the guest for one chunk. */
-  #stream(id: number): ReadableStream<Uint8Array> {
-    return new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#streams.set(id, { controller, pulled: () => {} });
-      },
-      pull: () => {
-        const open = this.#streams.get(id);
-        if (!open || this.failure) return;
-        const { promise, resolve } = Promise.withResolvers<void>();
-        open.pulled = resolve;
-        this.#channel!.send({ t: "pull", id });
-        return promise;
-      },
-      cancel: () => {
-        this.#streams.delete(id);
-        if (!this.failure) this.#channel!.send({ t: "cancel", id });
-      },
-    }, { highWaterMark: 0 });
-  }
-
-  /** Takes the pending entry `id` (a guest answering what it was not asked is ignored). */
-  #settle(id: number): Pending | undefined {
-    const pending = this.#pending.get(id);
-    this.#pending.delete(id);
-    return pending;
-  }
-
   #receive(message: FromGuest): void {
     switch (message.t) {
       case "res": {
-        const pending = this.#settle(message.id);
+        const pending = this.#exchange.settle(message.id);
         if (!pending) return;
         const init = { status: message.status, headers: message.headers };
         if (!message.stream) return pending.resolve(new Response(message.body, init));
-        const response = new Response(this.#stream(message.id), init);
+        const response = new Response(this.#exchange.stream(message.id), init);
         return pending.resolve(message.longLived ? streaming(response) : response);
       }
       case "json": {
-        const pending = this.#settle(message.id);
+        const pending = this.#exchange.settle(message.id);
         pending?.resolve(
           new Response(message.json, { status: message.status, headers: JSON_HEADERS }),
         );
         return;
       }
-      case "chunk": {
-        const open = this.#streams.get(message.id);
-        open?.controller.enqueue(new Uint8Array(message.body));
-        open?.pulled();
-        return;
-      }
-      case "end": {
-        const open = this.#streams.get(message.id);
-        if (!open) return;
-        this.#streams.delete(message.id);
-        if (message.error) {
-          open.controller.error(new Error(`extension ${this.name}: ${message.error}`));
-        } else open.controller.close();
-        open.pulled();
-        return;
-      }
+      case "chunk":
+        return this.#exchange.chunk(message.id, message.body);
+      case "end":
+        return this.#exchange.end(
+          message.id,
+          message.error ? new Error(`extension ${this.name}: ${message.error}`) : undefined,
+        );
       case "done": {
-        const pending = this.#settle(message.id);
+        const pending = this.#exchange.settle(message.id);
         if (message.error) pending?.reject(rebuild(message.error));
         else pending?.resolve(undefined);
         return;
       }
       case "svcres": {
-        const pending = this.#settle(message.id);
+        const pending = this.#exchange.settle(message.id);
         if (!pending) return;
         if (message.error !== undefined) return pending.reject(new Error(message.error));
         let value: unknown;
@@ -449,6 +383,7 @@ export class Sandbox {
   /** A service call from one of this guest's slices, carried to the slice it calls. */
   async #relay(message: Extract<FromGuest, { t: "svc" }>): Promise<void> {
     const from = this.#proxy(message.from);
+    const channel = this.#channel;
     let answer: Extract<ToGuest, { t: "svcres" }>;
     try {
       const args = unpackValue(message.body);
@@ -458,7 +393,7 @@ export class Sandbox {
     } catch (error) {
       answer = { t: "svcres", id: message.id, error: describeError(error), body: null };
     }
-    if (!this.failure) this.#channel!.send(answer);
+    this.#answer(channel, answer);
   }
 
   /**
@@ -466,6 +401,7 @@ export class Sandbox {
    * extension's connection (the one the channel belongs to, never one the request names).
    */
   async #database(message: Extract<FromGuest, { t: "db" }>): Promise<void> {
+    const channel = this.#channel;
     let answer: Extract<ToGuest, { t: "dbres" }>;
     try {
       const host = this.#options.database();
@@ -479,24 +415,23 @@ export class Sandbox {
     } catch (error) {
       answer = { t: "dbres", id: message.id, error: describeError(error), body: null };
     }
-    if (!this.failure) this.#channel!.send(answer);
+    this.#answer(channel, answer);
+  }
+
+  /**
+   * Sends an answer on `channel` unless its guest ended meanwhile: the answer to what a failed
+   * guest asked must not reach the guest started after it, whose ids mean other requests.
+   */
+  #answer(channel: Channel<ToGuest> | undefined, answer: ToGuest): void {
+    if (channel === this.#channel && !this.failure) channel!.send(answer);
   }
 
   /** What slice `slice`'s `getStatus()` in the guest returns. */
   status(slice: string): Promise<Record<string, unknown>> {
     if (this.failure || this.#down) return Promise.resolve({});
-    return this.#ask((id) => ({ t: "status", id, slice }), Date.now() + 5000) as Promise<
+    return this.#exchange.ask((id) => ({ t: "status", id, slice }), Date.now() + 5000) as Promise<
       Record<string, unknown>
     >;
-  }
-
-  /** Sends a request to the guest; resolves with the value its `svcres` answer carries. */
-  #ask(message: (id: number) => ToGuest, deadline: number): Promise<unknown> {
-    const id = ++this.#nextId;
-    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    this.#pending.set(id, { deadline, resolve, reject });
-    this.#channel!.send(message(id));
-    return promise;
   }
 
   /** Whether setup in the guest registered migrations. */
@@ -506,7 +441,7 @@ export class Sandbox {
   migrate(dialect: "sqlite" | "postgres"): Promise<MigrationOutcome> {
     if (this.failure) return Promise.reject(this.#failed());
     const version = this.#extension?.version ?? "unversioned";
-    return this.#ask(
+    return this.#exchange.ask(
       (id) => ({ t: "migrate", id, dialect, version }),
       Number.POSITIVE_INFINITY,
     ) as Promise<MigrationOutcome>;
@@ -522,7 +457,7 @@ export class Sandbox {
         ),
       );
     }
-    return this.#ask(
+    return this.#exchange.ask(
       (id) => ({ t: "svc", id, from, to, member, body: packValue(args) }),
       Date.now() + this.#requestTimeout * 1000,
     );
@@ -535,9 +470,8 @@ export class Sandbox {
       if (op === "prestop" || op === "stop") return Promise.resolve();
       return Promise.reject(this.#failed());
     }
-    const id = ++this.#nextId;
     return new Promise<void>((resolve, reject) => {
-      this.#pending.set(id, {
+      const id = this.#exchange.wait({
         deadline: until,
         resolve: () => resolve(),
         reject: (error) => op === "prestop" || op === "stop" ? resolve() : reject(error),
@@ -597,14 +531,13 @@ export class Sandbox {
       : read.byteOffset === 0 && read.byteLength === read.buffer.byteLength
       ? read.buffer as ArrayBuffer
       : read.slice().buffer;
-    const id = ++this.#nextId;
     const { promise, resolve } = Promise.withResolvers<Response>();
-    this.#pending.set(id, {
+    const id = this.#exchange.wait({
       deadline: Date.now() + this.#requestTimeout * 1000,
       resolve: resolve as (value: unknown) => void,
       reject: (error) =>
         resolve(
-          error instanceof Timeout
+          error instanceof AnswerTimeout
             ? errorResponse(
               503,
               `extension ${this.name} did not answer within ${this.#requestTimeout}s`,
@@ -629,12 +562,7 @@ export class Sandbox {
 
   /** Ends what waited longer than its deadline (called by the watchdog). */
   expire(now: number): void {
-    for (const [id, pending] of this.#pending) {
-      if (pending.deadline <= now) {
-        this.#pending.delete(id);
-        pending.reject(new Timeout());
-      }
-    }
+    this.#exchange.expire(now);
   }
 
   /**
@@ -660,14 +588,7 @@ export class Sandbox {
     for (const proxy of this.#proxies.values()) {
       proxy.fail(`extension ${this.name} ${this.#downSince()}`);
     }
-    const fault = this.#failed();
-    for (const pending of this.#pending.values()) pending.reject(fault);
-    for (const open of this.#streams.values()) {
-      open.controller.error(fault);
-      open.pulled();
-    }
-    this.#streams.clear();
-    this.#pending.clear();
+    this.#exchange.endAll(this.#failed());
     // A guest that dies while loading counts as a module that could not be imported.
     this.#loaded.resolve({
       t: "loaded",
@@ -779,9 +700,6 @@ export class Sandbox {
     this.#endGuest();
   }
 }
-
-/** A deadline passed. */
-class Timeout extends Error {}
 
 /** Features an extension in a guest declared with setFeatureManager. */
 class StaticFeatures extends FeatureManager {
