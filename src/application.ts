@@ -118,6 +118,14 @@ export class Registry {
     slice[INTERNALS].features = () => this.#featureManager;
   }
 
+  /**
+   * In a sandbox: the server's feature manager, as the server listed it, unless this sandbox's
+   * own extension set one (the server's is then that one).
+   */
+  followFeatures(featureManager: FeatureManager): void {
+    if (this.#featureOwner === undefined) this.#featureManager = featureManager;
+  }
+
   #setFeatureManager(featureManager: FeatureManager, extension: string): void {
     if (!(featureManager instanceof FeatureManager)) {
       throw new ExtensionError(

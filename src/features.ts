@@ -30,3 +30,23 @@ export class FeatureManager {
     return feature === undefined ? true : Boolean(feature.value);
   }
 }
+
+/**
+ * The features a feature manager in another isolate listed: the server's mirror of one set in a
+ * sandbox, and a sandbox's mirror of the server's. A snapshot, taken at registration (server
+ * side) or at the slice's prestart (sandbox side).
+ */
+export class FeatureList extends FeatureManager {
+  readonly #features: Feature[];
+
+  /** @param features the features, as their manager listed them */
+  constructor(features: Feature[]) {
+    super();
+    this.#features = features;
+  }
+
+  /** The features, as their manager listed them. */
+  override getFeatures(): Feature[] {
+    return this.#features;
+  }
+}

@@ -179,6 +179,7 @@ export class Server {
         database: () => this.#database?.host,
         metrics: this.sandboxMetrics,
         rerun: (slices) => this.#lifecycle!.rerun(slices, (slice) => this.#sliceView(slice)),
+        features: () => this.#registry.featureManager.getFeatures(),
       });
       const { buildApp } = await import("./http/api.ts");
       this.#openApi = (await import("./protocol/openapi.ts")).openApiDocument;

@@ -267,6 +267,36 @@ for (const isolation of ["none", "worker", "process"] as const) {
     assert.equal(await (await fetch(`${test.url}/idiom/hello.txt`)).text(), "hello");
   });
 
+  Deno.test(`[isolation=${isolation}] a slice sees the feature manager another extension set`, async () => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "idiom", IDIOM);
+    await writeExtension(
+      root.path,
+      "reader",
+      `import { handle, method, ServerSlice } from "@inmanta/server";
+export const seen = method({ path: "/reader/features", operation: "GET" });
+class Reader extends ServerSlice {
+  #seen = {};
+  prestart() {
+    const fm = this.featureManager;
+    this.#seen = { dashboards: fm.enabled("dashboards"), listed: fm.getFeatures().length };
+  }
+  @handle(seen)
+  seen() { return this.#seen; }
+}
+export function setup(app) { app.registerSlice(new Reader("reader.main")); }
+`,
+    );
+    // The owner runs in a process of its own; the reader in each mode.
+    await using test = await startServer({
+      roots: [root.path],
+      enable: ["idiom", "reader"],
+      config: `[extension.reader]\nisolation = ${isolation}\n`,
+    });
+    const features = await getJson(`${test.url}/api/v2/reader/features`);
+    assert.deepEqual(features.body, { data: { dashboards: false, listed: 2 } });
+  });
+
   Deno.test(`[isolation=${isolation}] a slice that serves endpoints but starts after core.transport is a start-up error naming it`, async () => {
     await using root = await tempDir();
     await writeExtension(

@@ -12,6 +12,7 @@ import type { ApplicationContext } from "../application.ts";
 import { type Config, envName } from "../config/config.ts";
 import { ConfigError, ExtensionError } from "../errors.ts";
 import type { DatabaseHost } from "../database/database_host.ts";
+import type { Feature } from "../features.ts";
 import type { SandboxMetrics } from "../metrics/sandboxes.ts";
 import type { MigrationOutcome } from "../database/migrations.ts";
 import type { Logger } from "../log.ts";
@@ -55,6 +56,8 @@ export interface LoaderOptions {
   database(): DatabaseHost | undefined;
   /** Where sandboxes report their figures. */
   metrics?: SandboxMetrics;
+  /** The server's features (what sandboxed slices see as their feature manager's). */
+  features?(): Feature[];
   /** Runs prestart then start of a restarted sandbox's slices, in start order. */
   rerun?(slices: ServerSlice[]): Promise<void>;
 }
@@ -250,6 +253,7 @@ export class ExtensionLoader {
       metrics: this.#options.metrics,
       restart: isolation === "process" ? restart : undefined,
       rerun: this.#options.rerun,
+      features: this.#options.features,
     });
     this.#sandboxes.push(sandbox);
     sandbox.begin();

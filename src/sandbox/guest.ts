@@ -6,6 +6,7 @@
  * @module
  */
 import { Registry } from "../application.ts";
+import { FeatureList } from "../features.ts";
 import { Config } from "../config/config.ts";
 import { ExtensionError, SliceError } from "../errors.ts";
 import type { ExtensionSpec } from "../extensions/discovery.ts";
@@ -344,6 +345,7 @@ export class Guest {
   async #call(message: Extract<ToGuest, { t: "call" }>): Promise<void> {
     const slice = this.#slices.get(message.slice);
     if (message.slices) this.#everySlice = new Set(message.slices);
+    if (message.features) this.#registry?.followFeatures(new FeatureList(message.features));
     if (message.dialect && !this.#databaseAttached) {
       // Before the first prestart: `this.database` is there from prestart on. Loaded when needed:
       // a guest without a database does not load Kysely.

@@ -74,7 +74,8 @@ export type ToGuest =
   }
   /**
    * A lifecycle phase; `until` is the deadline (ms since epoch); with prestart, `slices` (every
-   * loaded slice) and `dialect` (its database's, when the extension has one).
+   * loaded slice), `dialect` (its database's, when the extension has one) and `features` (the
+   * server's feature manager's list, whoever set it).
    */
   | {
     t: "call";
@@ -84,6 +85,7 @@ export type ToGuest =
     until: number;
     slices?: string[];
     dialect?: "sqlite" | "postgres";
+    features?: Feature[];
   }
   /** What slice `slice`'s `getStatus()` returns; answered by `svcres`. */
   | { t: "status"; id: number; slice: string }

@@ -14,7 +14,7 @@ import { describeError, ExtensionError, ProtocolError, SliceError } from "../err
 import type { ExtensionSpec } from "../extensions/discovery.ts";
 import { checkCore } from "../extensions/compat.ts";
 import { extensionRecord, type LoadedExtension, type PackageInfo } from "../extensions/module.ts";
-import { type Feature, FeatureManager } from "../features.ts";
+import { type Feature, FeatureList } from "../features.ts";
 import { readBody } from "../http/body.ts";
 import { streaming } from "../http/transport.ts";
 import type { Logger } from "../log.ts";
@@ -79,6 +79,8 @@ export interface SandboxOptions {
   metrics?: SandboxMetrics;
   /** When to start a failed guest again (undefined: never). */
   restart?: RestartPolicy;
+  /** The server's features, which the guest's slices see as their feature manager's. */
+  features?(): Feature[];
   /** Runs prestart then start of these slices again, in start order (after a restart). */
   rerun?(slices: ServerSlice[]): Promise<void>;
 }
@@ -240,7 +242,7 @@ export class Sandbox {
       context.registerSlice(proxy);
       for (const mount of descriptor.mounts) proxy.mountForward(mount.location, mount.start);
     }
-    if (loaded.features) context.setFeatureManager(new StaticFeatures(loaded.features));
+    if (loaded.features) context.setFeatureManager(new FeatureList(loaded.features));
     this.hasMigrations = loaded.migrations === true;
     return this.#extension;
   }
@@ -479,7 +481,8 @@ export class Sandbox {
       const slices = op === "prestart" ? this.#options.sliceNames() : undefined;
       const database = op === "prestart" ? this.#options.database() : undefined;
       const dialect = database?.has(this.name) ? database.dialect(this.name) : undefined;
-      this.#channel!.send({ t: "call", id, slice, op, until, slices, dialect });
+      const features = op === "prestart" ? this.#options.features?.() : undefined;
+      this.#channel!.send({ t: "call", id, slice, op, until, slices, dialect, features });
     });
   }
 
@@ -698,17 +701,5 @@ export class Sandbox {
     this.endRestarts();
     this.#logBudget.close();
     this.#endGuest();
-  }
-}
-
-/** Features an extension in a guest declared with setFeatureManager. */
-class StaticFeatures extends FeatureManager {
-  readonly #features: Feature[];
-  constructor(features: Feature[]) {
-    super();
-    this.#features = features;
-  }
-  override getFeatures(): Feature[] {
-    return this.#features;
   }
 }
