@@ -607,7 +607,10 @@ export class Sandbox {
     this.#endGuest();
     this.#report(delay === undefined ? "failed" : "restarting");
     if (delay !== undefined) {
-      this.#restartTimer = setTimeout(() => void this.#restart(), delay);
+      this.#restartTimer = setTimeout(() => {
+        // Whatever goes wrong in a restart fails this extension, never the server.
+        this.#restart().catch((error) => this.fail(`restart failed: ${describeError(error)}`));
+      }, delay);
     }
   }
 
@@ -635,7 +638,13 @@ export class Sandbox {
     this.restarts++;
     this.failure = undefined;
     this.#log.info(`extension ${this.name}: starting a new guest (restart ${this.restarts})`);
-    this.begin();
+    try {
+      this.begin();
+    } catch (error) {
+      // No guest could be started (deno gone from PATH?): a failure like any other.
+      this.#link = undefined;
+      return this.fail(`its guest could not be started again: ${describeError(error)}`);
+    }
     this.#report("restarting");
     const loaded = await this.#loaded.promise;
     if (this.failure || !this.#restartable) return; // fail() decided what comes next
