@@ -4,11 +4,12 @@
  *
  * @module
  */
+import type { ErrorCode } from "./error_codes.ts";
 
 /** Base class of every error raised by the server; `code` is stable across releases. */
 export class InmantaError extends Error {
-  /** Stable machine-readable cause, such as `config.syntax` or `slice.cycle`. */
-  readonly code: string;
+  /** Stable machine-readable cause, such as `config.syntax` or `slice.cycle` (src/error_codes.ts). */
+  readonly code: ErrorCode;
 
   /**
    * Makes an error with its stable code.
@@ -16,7 +17,7 @@ export class InmantaError extends Error {
    * @param code stable machine-readable cause
    * @param message one line naming the file, option, extension or slice and the cause
    */
-  constructor(code: string, message: string, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -42,7 +43,7 @@ export class OwnershipError extends ExtensionError {
    * @param extension the extension whose claim was refused
    * @param message one line naming both owners and the URL
    */
-  constructor(code: string, extension: string, message: string) {
+  constructor(code: ErrorCode, extension: string, message: string) {
     super(code, message);
     this.extension = extension;
   }

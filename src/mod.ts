@@ -41,6 +41,7 @@ export {
   ProtocolError,
   SliceError,
 } from "./errors.ts";
+export { ERROR_CODES, type ErrorCode } from "./error_codes.ts";
 export { type Feature, FeatureManager } from "./features.ts";
 export { type LogFormat, Logger, type LogLevel, type LogRecord } from "./log.ts";
 export {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { ErrorCode } from "../error_codes.ts";
 import postgres from "postgres";
 import { DatabaseError } from "../errors.ts";
 import { type Engine, type EngineSession, sqlSnippet } from "./engine.ts";
@@ -139,7 +140,7 @@ export class PostgresEngine implements Engine {
     return session;
   }
 
-  #error(code: string, why: string): DatabaseError {
+  #error(code: ErrorCode, why: string): DatabaseError {
     return new DatabaseError(code, `extension ${this.#options.extension}: ${why}`);
   }
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { ErrorCode } from "../error_codes.ts";
 import { fileURLToPath } from "node:url";
 import { DatabaseError } from "../errors.ts";
 import { type Engine, type EngineSession, Gate, sqlSnippet } from "./engine.ts";
@@ -186,7 +187,7 @@ export class SqliteEngine implements Engine {
     };
   }
 
-  #error(code: string, why: string): DatabaseError {
+  #error(code: ErrorCode, why: string): DatabaseError {
     return new DatabaseError(code, `extension ${this.#options.extension}: ${why}`);
   }
 

@@ -7,6 +7,7 @@
  */
 import { Registry } from "../application.ts";
 import { FeatureList } from "../features.ts";
+import { isErrorCode } from "../error_codes.ts";
 import { Config } from "../config/config.ts";
 import { ExtensionError, SliceError } from "../errors.ts";
 import type { ExtensionSpec } from "../extensions/discovery.ts";
@@ -241,7 +242,10 @@ export class Guest {
           });
           const error = await this.#compatibility.promise;
           if (error) {
-            throw new ExtensionError(error.code ?? "extension.incompatible", error.message);
+            throw new ExtensionError(
+              isErrorCode(error.code) ? error.code : "extension.incompatible",
+              error.message,
+            );
           }
         },
       );

@@ -13,6 +13,7 @@ import type { Feature } from "../features.ts";
 import type { LogLevel } from "../log.ts";
 import type { Operation } from "../protocol/method.ts";
 import type { BackgroundCounts, ScheduledTaskInfo } from "../scheduler/scheduler.ts";
+import { type ErrorCode, isErrorCode } from "../error_codes.ts";
 import {
   ConfigError,
   ExtensionError,
@@ -408,7 +409,7 @@ export function describe(error: unknown): ErrorDescriptor {
   return { name: "Error", code: undefined, message: String(error).slice(0, LIMITS.text) };
 }
 
-const ERRORS: Record<string, new (code: string, message: string) => InmantaError> = {
+const ERRORS: Record<string, new (code: ErrorCode, message: string) => InmantaError> = {
   ConfigError,
   ExtensionError,
   ProtocolError,
@@ -418,7 +419,10 @@ const ERRORS: Record<string, new (code: string, message: string) => InmantaError
 /** Rebuilds an error that crossed the boundary ({@link describe}d), keeping its class and code. */
 export function rebuild(error: ErrorDescriptor): Error {
   const Class = ERRORS[error.name];
-  if (Class) return new Class(error.code ?? "sandbox.error", error.message);
+  // A guest may send any code: one the server does not list becomes sandbox.error.
+  if (Class) {
+    return new Class(isErrorCode(error.code) ? error.code : "sandbox.error", error.message);
+  }
   const plain = new Error(error.message);
   plain.name = error.name;
   return plain;
