@@ -86,6 +86,8 @@ export const ERROR_CODES = {
   "slice.service": "@service is used on something other than a method",
   "slice.start_failed": "a slice's prestart or start threw",
   "slice.start_timeout": "a slice's prestart or start ran past server.slice_start_timeout",
+  "slice.too_many_tasks":
+    "a slice passed its limit of scheduled tasks (10,000) or running background tasks (100,000)",
   "slice.transport_order": "a slice that serves endpoints starts after core.transport",
   "slice.type": "an extension registered something that is not a ServerSlice",
   "static.duplicate": "a static location is already served by another slice",

@@ -245,3 +245,40 @@ for (const isolation of ["none", "worker", "process"] as const) {
     assert.ok(!test.logs.some((r) => r.message.includes("failed: cancelled")));
   });
 }
+
+const GREEDY = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const limits = method({ path: "/greedy/limits", operation: "GET" });
+const release = Promise.withResolvers();
+class Greedy extends ServerSlice {
+  #refused = {};
+  start() {
+    try {
+      for (let i = 0; i <= 10000; i++) this.schedule(() => {}, 3600, { name: "t" + i });
+    } catch (error) { this.#refused.scheduled = error.code + ": " + error.message; }
+    try {
+      for (let i = 0; i <= 100000; i++) this.addBackgroundTask(release.promise);
+    } catch (error) { this.#refused.background = error.code + ": " + error.message; }
+  }
+  prestop() { release.resolve(); }
+  @handle(limits)
+  limits() { return { ...this.#refused, tasks: this.scheduledTasks().length }; }
+}
+export function setup(app) { app.registerSlice(new Greedy("greedy.main")); }
+`;
+
+for (const isolation of ["none", "process"] as const) {
+  Deno.test(`[isolation=${isolation}] a slice gets a clear error past 10,000 scheduled or 100,000 running background tasks`, async () => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "greedy", GREEDY);
+    await using test = await startServer({ roots: [root.path], enable: ["greedy"], isolation });
+    const { body } = await getJson(`${test.url}/api/v2/greedy/limits`);
+    assert.deepEqual(body.data, {
+      scheduled: "slice.too_many_tasks: slice greedy.main: at most 10000 scheduled tasks per slice",
+      background:
+        "slice.too_many_tasks: slice greedy.main: at most 100000 background tasks may run at once per slice",
+      tasks: 10000,
+    });
+    // The server and the guest still answer.
+    assert.equal((await getJson(`${test.url}/api/v2/health`)).status, 200);
+  });
+}

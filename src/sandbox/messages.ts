@@ -12,7 +12,11 @@ import type { IniValue } from "../config/ini.ts";
 import type { Feature } from "../features.ts";
 import type { LogLevel } from "../log.ts";
 import type { Operation } from "../protocol/method.ts";
-import type { BackgroundCounts, ScheduledTaskInfo } from "../scheduler/scheduler.ts";
+import {
+  type BackgroundCounts,
+  MAX_SCHEDULED_TASKS,
+  type ScheduledTaskInfo,
+} from "../scheduler/scheduler.ts";
 import { type ErrorCode, isErrorCode } from "../error_codes.ts";
 import {
   ConfigError,
@@ -206,8 +210,8 @@ export const LIMITS = {
   headers: 200,
   /** One header value. */
   headerValue: 16 * 1024,
-  /** Scheduled tasks per slice. */
-  tasks: 10_000,
+  /** Scheduled tasks per slice: what the scheduler allows (a guest reporting more lies). */
+  tasks: MAX_SCHEDULED_TASKS,
   /** Slices, methods, features of one extension. */
   items: 10_000,
 } as const;

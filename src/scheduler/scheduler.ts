@@ -6,7 +6,7 @@
  * @module
  */
 import { Cron } from "croner";
-import { describeError } from "../errors.ts";
+import { describeError, SliceError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 /**
@@ -14,6 +14,12 @@ import type { Logger } from "../log.ts";
  * prestop for `cancelOnStop` tasks) or abandoned (past the slice's stop deadline).
  */
 export type TaskFunction = (signal: AbortSignal) => unknown;
+
+/** Scheduled tasks one slice may have (`schedule` and `scheduleCron` together). */
+export const MAX_SCHEDULED_TASKS = 10_000;
+
+/** Background tasks one slice may have running at once. */
+export const MAX_RUNNING_BACKGROUND_TASKS = 100_000;
 
 /** Options of `ServerSlice.scheduleCron` (a recurring task on a cron expression). */
 export interface CronOptions {
@@ -94,15 +100,32 @@ interface Run {
 /** The tasks of one slice. */
 export class TaskScheduler {
   readonly #logger: () => Logger;
+  readonly #owner: string;
   readonly #tasks: Task[] = [];
   readonly #running = new Set<Promise<unknown>>();
   readonly #abort = new AbortController();
   #closed = false;
   #claim: ClusterClaim | undefined;
 
-  /** @param logger gives the logger that errors of tasks are written to */
-  constructor(logger: () => Logger) {
+  /**
+   * @param logger gives the logger that errors of tasks are written to
+   * @param owner the slice, as errors name it
+   */
+  constructor(logger: () => Logger, owner = "slice") {
     this.#logger = logger;
+    this.#owner = owner;
+  }
+
+  /**
+   * Refuses one more scheduled task past {@link MAX_SCHEDULED_TASKS}: a slice (a guest above
+   * all) scheduling without end must get a clear error, not slow the server down.
+   */
+  #roomForTask(): void {
+    if (this.#tasks.length < MAX_SCHEDULED_TASKS) return;
+    throw new SliceError(
+      "slice.too_many_tasks",
+      `${this.#owner}: at most ${MAX_SCHEDULED_TASKS} scheduled tasks per slice`,
+    );
   }
 
   /** Aborted when the slice's stop deadline passes; background tasks should honour it. */
@@ -130,6 +153,7 @@ export class TaskScheduler {
     const initialDelay = options.initialDelay ?? interval;
     const schedule = `every ${interval}s`;
     if (this.#duplicate(original, "interval", `${schedule} after ${initialDelay}s`)) return;
+    this.#roomForTask();
     const info = this.#info(original, schedule, options.name);
     const claimed: TaskFunction = async (signal) => {
       if (this.#claim && !(await this.#claim(info.name))) return;
@@ -171,6 +195,7 @@ export class TaskScheduler {
    */
   cron(fn: TaskFunction, expression: string, options: CronOptions = {}): void {
     if (this.#duplicate(fn, "cron", expression)) return;
+    this.#roomForTask();
     const info = this.#info(fn, expression, options.name);
     const task: Task = {
       fn,
@@ -219,6 +244,12 @@ export class TaskScheduler {
   /** Tracks a promise, or runs a function given the abort signal and tracks its promise. */
   background(task: Promise<unknown> | ((signal: AbortSignal) => unknown)): void {
     const counts = this.#background;
+    if (counts.running >= MAX_RUNNING_BACKGROUND_TASKS) {
+      throw new SliceError(
+        "slice.too_many_tasks",
+        `${this.#owner}: at most ${MAX_RUNNING_BACKGROUND_TASKS} background tasks may run at once per slice`,
+      );
+    }
     counts.started++;
     counts.running++;
     const promise = Promise.resolve().then(() =>

@@ -135,7 +135,7 @@ export class ServerSlice<DB = any> {
     this.extensionName = match.groups!.extension;
     this.#logger = new Logger("info", name);
     const internals: SliceInternals = {
-      scheduler: new TaskScheduler(() => this.#logger),
+      scheduler: new TaskScheduler(() => this.#logger, `slice ${name}`),
       mounts: [],
       onMount: undefined,
       mount: (mount) => this.#mount(mount),
@@ -288,6 +288,7 @@ export class ServerSlice<DB = any> {
     try {
       this.#internals.scheduler.cron(fn, expression, options);
     } catch (error) {
+      if (error instanceof SliceError) throw error;
       throw new SliceError(
         "slice.cron",
         `slice ${this.name}: invalid cron expression '${expression}': ${(error as Error).message}`,
