@@ -214,6 +214,8 @@ Deno.test("metrics: with server.metrics off, routes are not counted but /metrics
   const text = await scrape(test);
   assert.ok(!text.includes("ops/hello"));
   assert.match(text, /^process_cpu_seconds_total /m);
+  // No family that Deno never feeds (it would be HELP and TYPE lines without samples).
+  assert.doesNotMatch(text, /^# TYPE nodejs_(gc|active|eventloop)_/m);
   const other = await fetch(`${test.url}/metrics/other`);
   assert.equal(other.status, 404);
   await other.body?.cancel();

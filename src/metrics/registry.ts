@@ -145,15 +145,16 @@ export class ServerMetrics implements MetricsService {
   #build(): Registry {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    // Deno does not feed Node's event-loop-delay monitor (those gauges read nonsense); the
-    // `nodejs_active_*_total` gauges break the rule that only counters end in `_total`; and the
-    // figures prom-client reads from /proc read 0 unless Deno runs with every permission, so
+    // Deno feeds neither Node's event-loop-delay monitor (those gauges read nonsense) nor its
+    // `gc` performance entries and active handle lists (those families would stay empty); the
+    // `nodejs_active_*_total` gauges also break the rule that only counters end in `_total`; and
+    // the figures prom-client reads from /proc read 0 unless Deno runs with every permission, so
     // resident memory comes from Deno.memoryUsage() instead.
     for (const metric of registry.getMetricsAsArray()) {
       const name = metric.name;
       if (
-        name.startsWith("nodejs_eventloop_lag") || /^nodejs_active_.*_total$/.test(name) ||
-        PROC_METRICS.includes(name)
+        name.startsWith("nodejs_eventloop_lag") || name.startsWith("nodejs_active_") ||
+        name.startsWith("nodejs_gc_") || PROC_METRICS.includes(name)
       ) {
         registry.removeSingleMetric(name);
       }
