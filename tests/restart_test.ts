@@ -128,6 +128,7 @@ for (const callerIsolation of ["process", "none"]) {
     assert.equal(down.status, 503, JSON.stringify(down.body));
     assert.match(down.body.message as string, /^extension phoenix is restarting after a failure: /);
     assert.ok(Number(down.headers.get("retry-after")) >= 1, "Retry-After in whole seconds");
+    assert.equal(down.headers.get("content-type"), "application/json");
     assert.deepEqual((await getJson(`${test.url}/api/v2/caller/pid`)).body, {
       data:
         "slice caller.main called phoenix.main.whoami(), but slice phoenix.main is failed (extension phoenix is restarting after a failure: killed by SIGKILL)",

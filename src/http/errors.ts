@@ -17,9 +17,10 @@ export function errorResponse(status: number, message: string, headers?: Headers
   // which the 404 path pays under load.
   const body = `{"message":${JSON.stringify(message)}}`;
   if (headers === undefined) return new Response(body, { status, headers: JSON_TYPE });
-  const response = new Response(body, { status, headers });
-  if (!response.headers.has("content-type")) response.headers.set("content-type", JSON_TYPE_VALUE);
-  return response;
+  // Set before the Response is built: a string body would otherwise get text/plain.
+  const merged = new Headers(headers);
+  if (!merged.has("content-type")) merged.set("content-type", JSON_TYPE_VALUE);
+  return new Response(body, { status, headers: merged });
 }
 
 const JSON_TYPE_VALUE = "application/json";
