@@ -3,6 +3,7 @@
  * (promtool), counters that move by exactly the requests made, tasks, sandbox reports and auth.
  */
 import assert from "node:assert/strict";
+import process from "node:process";
 import { SignJWT } from "jose";
 import {
   externalBinary,
@@ -30,9 +31,13 @@ const BOOM = 'extension="ops",slice="ops.main",route="/api/v2/ops/boom",method="
 const TEAPOT = 'extension="ops",slice="ops.main",route="/api/v2/ops/teapot",method="POST"';
 
 Deno.test("metrics: counters move by exactly the requests made, by route template and status", async () => {
+  const used = process.cpuUsage();
   await using root = await tempDir();
   await using test = await opsServer(root.path);
   const before = samples(await scrape(test));
+  // The process's CPU time since it started (this test's server runs in it), not since the
+  // first scrape.
+  assert.ok(before.get("process_cpu_seconds_total")! >= (used.user + used.system) / 1e6);
   const get = async (path: string, init?: RequestInit) => {
     const response = await fetch(`${test.url}${path}`, init);
     await response.body?.cancel();

@@ -30,6 +30,13 @@ const PROC_METRICS = [
   "process_max_fds",
 ];
 
+/** prom-client's CPU counters: they count from their first scrape, not from the process start. */
+const CPU_METRICS = [
+  "process_cpu_user_seconds_total",
+  "process_cpu_system_seconds_total",
+  "process_cpu_seconds_total",
+];
+
 type Labels = Record<string, string | number>;
 /** One line of a family: its labels, its value and, for histograms, its suffixed name. */
 interface Sample {
@@ -149,24 +156,48 @@ export class ServerMetrics implements MetricsService {
     // `gc` performance entries and active handle lists (those families would stay empty); the
     // `nodejs_active_*_total` gauges also break the rule that only counters end in `_total`; and
     // the figures prom-client reads from /proc read 0 unless Deno runs with every permission, so
-    // resident memory comes from Deno.memoryUsage() instead.
+    // resident memory comes from Deno.memoryUsage() instead. prom-client adds up CPU deltas from
+    // when this registry is built (the first scrape); the process's whole CPU time is
+    // process.cpuUsage() itself.
     for (const metric of registry.getMetricsAsArray()) {
       const name = metric.name;
       if (
         name.startsWith("nodejs_eventloop_lag") || name.startsWith("nodejs_active_") ||
-        name.startsWith("nodejs_gc_") || PROC_METRICS.includes(name)
+        name.startsWith("nodejs_gc_") || PROC_METRICS.includes(name) || CPU_METRICS.includes(name)
       ) {
         registry.removeSingleMetric(name);
       }
     }
-    registry.registerMetric(
+    const cpu = (pick: (usage: { user: number; system: number }) => number) => () => [
+      { labels: {}, value: pick(process.cpuUsage()) / 1e6 },
+    ];
+    const own = [
+      new Family(
+        "process_cpu_user_seconds_total",
+        "Total user CPU time spent in seconds.",
+        "counter",
+        cpu((u) => u.user),
+      ),
+      new Family(
+        "process_cpu_system_seconds_total",
+        "Total system CPU time spent in seconds.",
+        "counter",
+        cpu((u) => u.system),
+      ),
+      new Family(
+        "process_cpu_seconds_total",
+        "Total user and system CPU time spent in seconds.",
+        "counter",
+        cpu((u) => u.user + u.system),
+      ),
       new Family(
         "process_resident_memory_bytes",
         "Resident memory size in bytes.",
         "gauge",
         () => [{ labels: {}, value: Deno.memoryUsage().rss }],
-      ) as unknown as Metric,
-    );
+      ),
+    ];
+    for (const family of own) registry.registerMetric(family as unknown as Metric);
     for (const family of this.#families()) {
       // See Family: prom-client's registry reads any metric of this shape.
       registry.registerMetric(family as unknown as Metric);
