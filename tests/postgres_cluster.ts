@@ -32,7 +32,14 @@ export async function findPostgres(): Promise<string | undefined> {
 /** Whether PostgreSQL tests run here; warns naming the Debian package when they do not. */
 export async function postgresAvailable(): Promise<boolean> {
   const bin = await findPostgres();
-  return externalBinary("initdb", "postgresql", bin ? [bin] : []) !== undefined;
+  if (externalBinary("initdb", "postgresql", bin ? [bin] : []) === undefined) return false;
+  return !(await isRoot()) || runuser() !== undefined;
+}
+
+let runuserPath: string | undefined;
+/** `runuser`, which runs initdb and pg_ctl as `postgres` for root; /usr/sbin is not on every PATH. */
+function runuser(): string | undefined {
+  return runuserPath ??= externalBinary("runuser", "util-linux", ["/usr/sbin", "/sbin"]);
 }
 
 /** A running throw-away cluster. */
@@ -62,7 +69,7 @@ async function isRoot(): Promise<boolean> {
 async function run(command: string, args: string[], asPostgres: boolean): Promise<void> {
   const root = await isRoot();
   const cmd = root && asPostgres
-    ? new Deno.Command("runuser", { args: ["-u", "postgres", "--", command, ...args] })
+    ? new Deno.Command(runuser() ?? "runuser", { args: ["-u", "postgres", "--", command, ...args] })
     : new Deno.Command(command, { args });
   const out = await cmd.output();
   if (!out.success) {
