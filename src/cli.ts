@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { Config, InmantaError, loadConfig, Logger, parseLogLevel, Server } from "./embed.ts";
 import { abortedByBootFailure } from "./server.ts";
+import { registerExtensionOptions } from "./extensions/loader.ts";
 
 const USAGE = `Usage: deno task serve [options]
 
@@ -56,6 +57,8 @@ export async function runCli(args: string[] = Deno.args): Promise<void> {
   if (values.help) {
     const config = new Config();
     new Server({ config });
+    // Each enabled extension registers these in its own section; list them once, generically.
+    registerExtensionOptions(config, "<name>");
     const options = config.registeredOptions().map((o) =>
       `  ${`${o.section}.${o.name}`.padEnd(34)} ${o.help} (${o.type}, default ${
         JSON.stringify(o.default)

@@ -30,6 +30,7 @@ Deno.test("main: --help", async () => {
     stdout,
     /server\.bind_port\s+port to listen on; 0 picks a free one \(int, default 8888\)/,
   );
+  assert.match(stdout, /extension\.<name>\.restart\s+never or on-failure/);
 });
 
 Deno.test("main: the default configuration serves core and the example extension", async () => {

@@ -78,22 +78,25 @@ export function registerExtensionOptions(config: Config, name: string): void {
     source: {
       type: "string",
       default: "",
-      help: "jsr:@scope/pkg@range, a path or file: URL, or an https: URL of the extension",
+      help:
+        "jsr:@scope/pkg@range, a path or file: URL, or an https: URL of the extension (empty: found in server.extension_path)",
     },
     boot_failure: {
       type: "string",
       default: "",
-      help: "abort or continue when this extension fails to load or start (default server's)",
+      help:
+        "abort or continue when this extension fails to load or start (empty: server.boot_failure)",
     },
     isolation: {
       type: "string",
       default: "",
-      help: "process, worker or none (default server.isolation)",
+      help: "process, worker or none (empty: server.isolation)",
     },
     permissions: {
       type: "string",
       default: "",
-      help: "Deno permissions granted, e.g. read=./data; net=api.example.com:443; env=HOME",
+      help:
+        "Deno permissions granted, e.g. read=./data; net=api.example.com:443; env=HOME (empty: only reading its own folder)",
     },
     memory_limit: {
       type: "int",
@@ -103,7 +106,7 @@ export function registerExtensionOptions(config: Config, name: string): void {
     restart: {
       type: "string",
       default: "",
-      help: "never or on-failure (default server.restart)",
+      help: "never or on-failure (empty: server.restart)",
     },
   });
 }
