@@ -146,13 +146,16 @@ function endpoint(route: Route, options: AppOptions): Endpoint {
   const forward = route.handler.forward;
 
   const unavailable = (): Response => {
-    const why = slice[INTERNALS].failure;
-    return failure(
-      503,
-      why
-        ? `slice ${slice.name} failed: ${why}`
-        : `slice ${slice.name} is not started (${slice.state})`,
-    );
+    const internals = slice[INTERNALS];
+    const why = internals.failure;
+    const message = why
+      ? `slice ${slice.name} failed: ${why}`
+      : `slice ${slice.name} is not started (${slice.state})`;
+    // A sandbox that restarts says when to come back; anything else may be down for good.
+    const retry = internals.retryAfter();
+    return retry === undefined
+      ? failure(503, message)
+      : failure(503, message, { "retry-after": String(retry) });
   };
 
   const call = (

@@ -28,6 +28,8 @@ export interface GuestPort {
   readonly tasks: Record<string, ScheduledTaskInfo[]>;
   /** Background task counts of each slice, as the guest last reported them. */
   readonly background: Record<string, BackgroundCounts>;
+  /** Seconds until the sandbox serves again, while it restarts; undefined otherwise. */
+  retryAfter(): number | undefined;
   /** What a slice's `getStatus()` in the guest returns. */
   status(slice: string): Promise<Record<string, unknown>>;
 }
@@ -79,6 +81,7 @@ export class ProxySlice extends ServerSlice {
     internals.serve = (from, member, args) => port.callService(from, this.name, member, args);
     internals.backgroundCounts = () =>
       port.background[this.name] ?? { started: 0, running: 0, failed: 0 };
+    internals.retryAfter = () => port.retryAfter();
   }
 
   /** Locations this proxy forwards already (a restarted guest announces them again). */

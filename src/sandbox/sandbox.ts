@@ -497,11 +497,17 @@ export class Sandbox {
       : `failed: ${this.failure ?? this.lastFailure ?? "sandbox ended"}`;
   }
 
+  /** Seconds until the extension may serve again while it restarts (at least 1); else undefined. */
+  retryAfter(): number | undefined {
+    if (!this.#down) return undefined;
+    return Math.max(1, Math.ceil((this.#down.retryAt - Date.now()) / 1000));
+  }
+
   /** The answer to a request the extension cannot serve now: 503, with Retry-After when it restarts. */
   #unavailable(): Response {
     const message = `extension ${this.name} ${this.#downSince()}`;
-    if (!this.#down) return errorResponse(503, message);
-    const seconds = Math.max(1, Math.ceil((this.#down.retryAt - Date.now()) / 1000));
+    const seconds = this.retryAfter();
+    if (seconds === undefined) return errorResponse(503, message);
     return errorResponse(503, message, { "retry-after": String(seconds) });
   }
 

@@ -90,6 +90,11 @@ export interface SliceInternals {
    * sandboxed slice replaces this with what its sandbox reported.
    */
   backgroundCounts: () => BackgroundCounts;
+  /**
+   * Seconds after which a request the slice cannot serve now may be tried again (`Retry-After`
+   * of the 503): set by a proxy whose sandbox restarts; undefined when no retry is expected.
+   */
+  retryAfter: () => number | undefined;
 }
 
 /** Symbol under which a slice keeps its internals; not part of the public API. */
@@ -159,6 +164,7 @@ export class ServerSlice<DB = any> {
           ),
         ),
       backgroundCounts: () => internals.scheduler.backgroundCounts(),
+      retryAfter: () => undefined,
     };
     this.#internals = internals;
   }
