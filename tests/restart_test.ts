@@ -206,7 +206,7 @@ permissions = write=${dir}
   assert.equal(failed.status, "failed");
   assert.equal(
     failed.reason,
-    "restart 2 failed: start 3 refused; it stays failed after 3 failures within 300s",
+    "restart 2 failed: slice doomed.main start failed: start 3 refused; it stays failed after 3 failures within 300s",
   );
   assert.equal(failed.restarts, 2);
   assert.equal(await Deno.readTextFile(join(dir, "runs")), "3", "one start, then two restarts");

@@ -59,11 +59,13 @@ export class ProxySlice extends ServerSlice {
   /**
    * @param descriptor the slice as its guest described it (checked by the sandbox)
    * @param port its sandbox
+   * @param shape its endpoints, services and dependencies, to compare a restarted guest's with
    */
-  constructor(descriptor: SliceDescriptor, port: GuestPort) {
+  constructor(descriptor: SliceDescriptor, port: GuestPort, shape = "") {
     super(descriptor.name);
     this.#descriptor = descriptor;
     this.#port = port;
+    this.shape = shape;
     for (const handled of descriptor.handles) {
       const definition = ProxySlice.method(handled);
       const key = routeKey(definition);
@@ -83,6 +85,9 @@ export class ProxySlice extends ServerSlice {
       port.background[this.name] ?? { started: 0, running: 0, failed: 0 };
     internals.retryAfter = () => port.retryAfter();
   }
+
+  /** What a new guest's slice of this name must declare again (see the sandbox's `shape`). */
+  readonly shape: string;
 
   /** Locations this proxy forwards already (a restarted guest announces them again). */
   readonly #mounted = new Set<string>();

@@ -35,6 +35,7 @@ import {
   type FromGuest,
   packValue,
   rebuild,
+  type SliceDescriptor,
   type SlicePhase,
   type ToGuest,
   unpackValue,
@@ -237,7 +238,7 @@ export class Sandbox {
       methods: loaded.methods.map((m) => ProxySlice.method(m)),
     });
     for (const descriptor of loaded.slices) {
-      const proxy = new ProxySlice(descriptor, this);
+      const proxy = new ProxySlice(descriptor, this, shape(descriptor));
       this.#proxies.set(proxy.name, proxy);
       context.registerSlice(proxy);
       for (const mount of descriptor.mounts) proxy.mountForward(mount.location, mount.start);
@@ -661,6 +662,14 @@ export class Sandbox {
       this.#restartable = false;
       return this.fail(`its slices changed from ${before} to ${after || "none"} on restart`);
     }
+    // The server routes, orders and checks service calls by what the first guest declared.
+    const changed = loaded.slices.find((s) => shape(s) !== this.#proxies.get(s.name)!.shape);
+    if (changed) {
+      this.#restartable = false;
+      return this.fail(
+        `slice ${changed.name} changed its endpoints, services or dependencies on restart`,
+      );
+    }
     for (const proxy of this.#proxies.values()) proxy.revive();
     try {
       await this.#options.rerun?.([...this.#proxies.values()]);
@@ -717,4 +726,14 @@ export class Sandbox {
     this.#logBudget.close();
     this.#endGuest();
   }
+}
+
+/** What the server relies on of a guest's slice: it must be the same in every new guest. */
+function shape(slice: SliceDescriptor): string {
+  return JSON.stringify([
+    [...slice.dependencies].sort(),
+    [...slice.dependedBy].sort(),
+    slice.handles.map((m) => `${m.operation} v${m.apiVersion} ${m.path}`).sort(),
+    [...slice.services].sort(),
+  ]);
 }

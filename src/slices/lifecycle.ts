@@ -136,15 +136,32 @@ export class Lifecycle {
 
   /**
    * Runs prestart on `slices` then start, in start order: the slices of a sandbox that was
-   * started again. Throws what a phase threw (or {@link PhaseTimeout}); the caller fails them.
+   * started again. Throws a SliceError naming the slice and the cause, as at start-up; the
+   * caller fails them.
    */
   async rerun(
     slices: readonly ServerSlice[],
     server: (slice: ServerSlice) => SliceServer,
   ): Promise<void> {
     const order = this.#order.filter((s) => slices.includes(s));
-    for (const slice of order) await this.#run(slice, "prestart", server);
-    for (const slice of order) await this.#run(slice, "start", server);
+    for (const phase of ["prestart", "start"] as const) {
+      for (const slice of order) {
+        try {
+          await this.#run(slice, phase, server);
+        } catch (error) {
+          const timeout = error instanceof PhaseTimeout;
+          throw new SliceError(
+            timeout ? "slice.start_timeout" : "slice.start_failed",
+            `slice ${slice.name} ${
+              timeout
+                ? `did not finish ${phase} within ${this.#timeouts.start}s`
+                : `${phase} failed: ${describeError(error)}`
+            }`,
+            { cause: error },
+          );
+        }
+      }
+    }
   }
 
   /**

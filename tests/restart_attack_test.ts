@@ -1,0 +1,236 @@
+/**
+ * Restarts under attack: hostile or unlucky process guests (one that crashes after every start,
+ * one that hangs or changes its slices on a new start, one whose folder vanished), requests and
+ * service calls in flight when a guest dies, static content and scheduled tasks across a restart,
+ * counters that must never go down, and SIGTERM to a real server while a restart is pending or
+ * under way. Each checks that no guest process is left behind.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { getJson, startServer, tempDir, writeExtension } from "./helpers.ts";
+
+/** Polls `check` until it returns a value: the server restarts on its own time. */
+async function eventually<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The pids of the guest processes of extension `name` running now (from `ps`). */
+async function guests(name: string): Promise<number[]> {
+  const { stdout } = await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(stdout).split("\n")
+    .filter((line) =>
+      line.includes(`--location=https://${name}.extension.invalid/`) &&
+      line.includes("guest_process")
+    )
+    .map((line) => Number(line.trim().split(/\s+/)[0]));
+}
+
+type Extension = {
+  name: string;
+  status: string;
+  reason: string | null;
+  restarts: number;
+  last_failure: string | null;
+};
+
+async function extension(url: string, name: string): Promise<Extension> {
+  const status = await getJson(`${url}/api/v1/serverstatus`);
+  return (status.body.data as { extensions: Extension[] }).extensions.find((e) => e.name === name)!;
+}
+
+/** The value of one series of `/metrics`. */
+async function metric(url: string, series: string): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/** Counts its starts in a file of its folder; crashes 200 ms after every start. */
+const LOOPER = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const pid = method({ path: "/looper/pid", operation: "GET" });
+class Looper extends ServerSlice {
+  async start() {
+    const runs = Number(await Deno.readTextFile("runs").catch(() => "0")) + 1;
+    await Deno.writeTextFile("runs", String(runs));
+    setTimeout(() => Deno.exit(3), 200);
+  }
+  @handle(pid)
+  pid() { return Deno.pid; }
+}
+export function setup(app) { app.registerSlice(new Looper("looper.main")); }
+`;
+
+Deno.test("restart attack: a guest that crashes after every start stays failed, counted once per restart, nothing left running", async () => {
+  await using root = await tempDir();
+  const dir = await writeExtension(root.path, "looper", LOOPER);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["looper"],
+    config: `[server]
+restart = on-failure
+restart_max_failures = 3
+[extension.looper]
+permissions = write=${dir}
+`,
+  });
+  const failed = await eventually(async () => {
+    const e = await extension(test.url, "looper");
+    return /stays failed/.test(e.reason ?? "") ? e : undefined;
+  }, "looper to stay failed");
+  assert.equal(failed.restarts, 2);
+  assert.equal(failed.last_failure, "exited with code 3");
+  assert.equal(await Deno.readTextFile(join(dir, "runs")), "3");
+  assert.equal(await metric(test.url, `inmanta_sandbox_restarts_total{extension="looper"}`), 2);
+  assert.equal(
+    await metric(test.url, `inmanta_sandbox_state{extension="looper",state="failed"}`),
+    1,
+  );
+  assert.deepEqual(await guests("looper"), [], "no guest left running");
+  const after = await getJson(`${test.url}/api/v2/looper/pid`);
+  assert.equal(after.status, 503);
+  assert.equal(after.headers.get("retry-after"), null);
+});
+
+/**
+ * Registers a slice whose name, or whose endpoint, depends on how often setup ran (counted in a
+ * file of its folder): `mode = name` or `mode = route`.
+ */
+const SHIFTY = `import { handle, method, ServerSlice } from "@inmanta/server";
+// Not exported: a module's exports must all have handlers, and each run handles other ones.
+const one = method({ path: "/shifty/one", operation: "GET" });
+const two = method({ path: "/shifty/two", operation: "GET" });
+const crash = method({ path: "/shifty/crash", operation: "POST" });
+class First extends ServerSlice {
+  @handle(one) one() { return 1; }
+  @handle(crash) crash() { Deno.exit(9); }
+}
+class Second extends ServerSlice {
+  @handle(two) two() { return 2; }
+  @handle(crash) crash() { Deno.exit(9); }
+}
+export function setup(app) {
+  const runs = Number((() => { try { return Deno.readTextFileSync("runs"); } catch { return "0"; } })()) + 1;
+  Deno.writeTextFileSync("runs", String(runs));
+  const byName = app.config.string("extension.shifty", "mode") === "name";
+  if (runs === 1) app.registerSlice(new First("shifty.main"));
+  else app.registerSlice(byName ? new First("shifty.other") : new Second("shifty.main"));
+}
+`;
+
+for (const mode of ["name", "route"]) {
+  Deno.test(`restart attack: a guest whose setup registers other slices (${mode}) on a new start stays failed and says why`, async () => {
+    await using root = await tempDir();
+    const dir = await writeExtension(root.path, "shifty", SHIFTY);
+    await using test = await startServer({
+      roots: [root.path],
+      enable: ["shifty"],
+      config: `[server]
+restart = on-failure
+[extension.shifty]
+permissions = write=${dir}
+mode = ${mode}
+`,
+    });
+    assert.deepEqual((await getJson(`${test.url}/api/v2/shifty/one`)).body, { data: 1 });
+    const crashed = await fetch(`${test.url}/api/v2/shifty/crash`, { method: "POST" });
+    await crashed.body?.cancel();
+    const failed = await eventually(async () => {
+      const e = await extension(test.url, "shifty");
+      return e.restarts === 1 && !/restarting in/.test(e.reason ?? "") ? e : undefined;
+    }, "shifty to fail its restart");
+    assert.equal(failed.status, "failed");
+    assert.match(
+      failed.reason ?? "",
+      mode === "name"
+        ? /^its slices changed from shifty.main to shifty.other on restart$/
+        : /^slice shifty.main changed its endpoints, services or dependencies on restart$/,
+    );
+    const one = await getJson(`${test.url}/api/v2/shifty/one`);
+    assert.equal(one.status, 503, JSON.stringify(one.body));
+    assert.equal(one.headers.get("retry-after"), null, "it stays failed");
+    assert.deepEqual(await guests("shifty"), []);
+  });
+}
+
+/** Starts once; its second start hangs, its third serves. */
+const SLOWPOKE = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const pid = method({ path: "/slowpoke/pid", operation: "GET" });
+class Slowpoke extends ServerSlice {
+  async start() {
+    const runs = Number(await Deno.readTextFile("runs").catch(() => "0")) + 1;
+    await Deno.writeTextFile("runs", String(runs));
+    if (runs === 2) await new Promise(() => {});
+  }
+  @handle(pid)
+  pid() { return Deno.pid; }
+}
+export function setup(app) { app.registerSlice(new Slowpoke("slowpoke.main")); }
+`;
+
+Deno.test("restart attack: a new start that hangs past slice_start_timeout counts as a failure and the backoff goes on", async () => {
+  await using root = await tempDir();
+  const dir = await writeExtension(root.path, "slowpoke", SLOWPOKE);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["slowpoke"],
+    config: `[server]
+restart = on-failure
+slice_start_timeout = 1
+[extension.slowpoke]
+permissions = write=${dir}
+`,
+  });
+  const first = (await getJson(`${test.url}/api/v2/slowpoke/pid`)).body.data as number;
+  assert.deepEqual(await guests("slowpoke"), [first]);
+  Deno.kill(first, "SIGKILL");
+  const third = await eventually(async () => {
+    const answer = await getJson(`${test.url}/api/v2/slowpoke/pid`);
+    return answer.status === 200 ? answer.body.data as number : undefined;
+  }, "slowpoke to serve again");
+  assert.notEqual(third, first);
+  assert.equal(await Deno.readTextFile(join(dir, "runs")), "3");
+  const e = await extension(test.url, "slowpoke");
+  assert.equal(e.status, "loaded");
+  assert.equal(e.restarts, 2);
+  assert.equal(
+    e.last_failure,
+    "restart 1 failed: slice slowpoke.main did not finish start within 1s",
+  );
+  assert.deepEqual(await guests("slowpoke"), [third], "the hung guest was ended");
+});
+
+const PLAIN = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const pid = method({ path: "/vanish/pid", operation: "GET" });
+class Plain extends ServerSlice {
+  @handle(pid)
+  pid() { return Deno.pid; }
+}
+export function setup(app) { app.registerSlice(new Plain("vanish.main")); }
+`;
+
+Deno.test("restart attack: a guest whose folder vanished cannot be started again: it stays failed, the server lives on", async () => {
+  await using root = await tempDir();
+  const dir = await writeExtension(root.path, "vanish", PLAIN);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["vanish"],
+    config: `[server]\nrestart = on-failure\nrestart_max_failures = 2\n`,
+  });
+  const pid = (await getJson(`${test.url}/api/v2/vanish/pid`)).body.data as number;
+  await Deno.remove(dir, { recursive: true });
+  Deno.kill(pid, "SIGKILL");
+  const failed = await eventually(async () => {
+    const e = await extension(test.url, "vanish");
+    return e.status === "failed" && !/restarting in/.test(e.reason ?? "") ? e : undefined;
+  }, "vanish to stay failed");
+  assert.match(failed.reason ?? "", /stays failed/);
+  assert.equal((await getJson(`${test.url}/api/v2/health`)).status, 503);
+  assert.deepEqual(await guests("vanish"), []);
+});
