@@ -234,3 +234,129 @@ Deno.test("restart attack: a guest whose folder vanished cannot be started again
   assert.equal((await getJson(`${test.url}/api/v2/health`)).status, 503);
   assert.deepEqual(await guests("vanish"), []);
 });
+
+/**
+ * A guest with a request that never ends, a service that never answers, static content, a
+ * scheduled task, and an endpoint that calls `core.server` through the Remote it took in prestart.
+ */
+const BUSY = `import { handle, method, ServerSlice, service } from "@inmanta/server";
+export const pid = method({ path: "/busy/pid", operation: "GET" });
+export const hang = method({ path: "/busy/hang", operation: "GET" });
+export const status = method({ path: "/busy/status", operation: "GET" });
+class Busy extends ServerSlice {
+  #core;
+  getDependencies() { return ["core.server"]; }
+  prestart(server) { this.#core = server.getSlice("core.server"); }
+  start() {
+    this.addStaticContent("/busy/hello.txt", "hello", "text/plain");
+    this.schedule(function tick() {}, 1, { initialDelay: 0 });
+  }
+  @service
+  async never() { await new Promise(() => {}); }
+  @handle(pid)
+  pid() { return Deno.pid; }
+  @handle(hang)
+  async hang() { await new Promise(() => {}); }
+  @handle(status)
+  async status() { return (await this.#core.getServerStatus()).version; }
+}
+export function setup(app) { app.registerSlice(new Busy("busy.main")); }
+`;
+
+/** Calls busy.main's service that never answers; says what the call rejected with. */
+const WAITER = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const wait = method({ path: "/waiter/wait", operation: "GET" });
+class Waiter extends ServerSlice {
+  #busy;
+  getDependencies() { return ["busy.main"]; }
+  prestart(server) { this.#busy = server.getSlice("busy.main"); }
+  @handle(wait)
+  async wait() {
+    try { return await this.#busy.never(); } catch (error) { return error.message; }
+  }
+}
+export function setup(app) { app.registerSlice(new Waiter("waiter.main")); }
+`;
+
+async function busyServer(root: string) {
+  await writeExtension(root, "busy", BUSY);
+  await writeExtension(root, "waiter", WAITER);
+  return await startServer({
+    roots: [root],
+    enable: ["busy", "waiter"],
+    // A request the guest never answers ends after a minute: long enough to tell a hang.
+    config: `[server]\nrestart = on-failure\nsandbox_request_timeout = 60\n`,
+  });
+}
+
+Deno.test("restart attack: requests and service calls in flight when the guest dies end at once with 503 and Retry-After, not a hang", async () => {
+  await using root = await tempDir();
+  await using test = await busyServer(root.path);
+  const pid = (await getJson(`${test.url}/api/v2/busy/pid`)).body.data as number;
+  const hanging = getJson(`${test.url}/api/v2/busy/hang`);
+  const waiting = getJson(`${test.url}/api/v2/waiter/wait`);
+  // Both reached the server and wait on the guest (the server counts requests in flight).
+  await eventually(async () => {
+    const text = await (await fetch(`${test.url}/metrics`)).text();
+    const busy = (route: string) =>
+      new RegExp(`^inmanta_http_requests_in_flight\\{[^}]*route="${route}"[^}]*\\} 1$`, "m")
+        .test(text);
+    return busy("/api/v2/busy/hang") && busy("/api/v2/waiter/wait") ? true : undefined;
+  }, "both requests to be in flight");
+  Deno.kill(pid, "SIGKILL");
+  const hung = await hanging;
+  assert.equal(hung.status, 503);
+  assert.equal(
+    hung.body.message,
+    "extension busy is restarting after a failure: killed by SIGKILL",
+  );
+  assert.ok(Number(hung.headers.get("retry-after")) >= 1);
+  const waited = await waiting;
+  assert.equal(waited.status, 200);
+  assert.deepEqual(waited.body, {
+    data: "extension busy is restarting after a failure: killed by SIGKILL",
+  });
+});
+
+Deno.test("restart attack: after a restart static content serves again, the scheduled task is listed once, and the guest's own service calls work", async () => {
+  await using root = await tempDir();
+  await using test = await busyServer(root.path);
+  const tasks = async () =>
+    ((await getJson(`${test.url}/api/v2/scheduled-tasks`)).body.data as {
+      slice: string;
+      name: string;
+      runs: number;
+    }[]).filter((t) => t.slice === "busy.main");
+  const ran = await eventually(async () => {
+    const listed = await tasks();
+    return listed.length === 1 && listed[0].runs >= 2 ? listed[0].runs : undefined;
+  }, "busy's task to run twice");
+  const version = (await getJson(`${test.url}/api/v2/busy/status`)).body.data;
+  assert.equal(typeof version, "string");
+  const pid = (await getJson(`${test.url}/api/v2/busy/pid`)).body.data as number;
+  Deno.kill(pid, "SIGKILL");
+  const hello = await fetch(`${test.url}/busy/hello.txt`);
+  await hello.body?.cancel();
+  assert.equal(hello.status, 503);
+  await eventually(async () => {
+    const answer = await getJson(`${test.url}/api/v2/busy/pid`);
+    return answer.status === 200 ? true : undefined;
+  }, "busy to serve again");
+  assert.equal(await (await fetch(`${test.url}/busy/hello.txt`)).text(), "hello");
+  assert.deepEqual((await getJson(`${test.url}/api/v2/busy/status`)).body, { data: version });
+  // Listed once, and its runs never go down: the new guest's add to its predecessor's (as
+  // background task counts and CPU seconds do).
+  const listed = await tasks();
+  assert.deepEqual(listed.map((t) => t.name), ["tick"], "listed while the new guest starts");
+  assert.ok(listed[0].runs >= ran, `runs ${listed[0].runs} after ${ran} before the restart`);
+  const runs = await metric(
+    test.url,
+    `inmanta_scheduled_task_runs_total{extension="busy",slice="busy.main",task="tick"}`,
+  );
+  assert.ok(runs !== undefined && runs >= ran, `runs_total ${runs} after ${ran} before`);
+  await eventually(async () => {
+    const again = await tasks();
+    return again.length === 1 && again[0].runs > ran ? true : undefined;
+  }, "busy's task to run again");
+  assert.deepEqual((await guests("busy")).length, 1);
+});

@@ -163,7 +163,13 @@ export class Sandbox {
     this.#startedAt = Date.now();
     this.heard = false;
     this.lastBeat = Date.now();
-    this.tasks = {};
+    // The tasks of the guests before stay listed, not running, until the new one lists its own.
+    this.#tasksBefore = Object.fromEntries(
+      Object.entries(this.tasks).map((
+        [slice, tasks],
+      ) => [slice, tasks.map((t) => ({ ...t, running: false, nextRun: null }))]),
+    );
+    this.tasks = this.#tasksBefore;
     this.#backgroundBefore = Object.fromEntries(
       Object.entries(this.background).map(([slice, c]) => [slice, { ...c, running: 0 }]),
     );
@@ -306,7 +312,7 @@ export class Sandbox {
       }
       case "beat":
         this.lastBeat = Date.now();
-        if (message.tasks) this.tasks = message.tasks;
+        if (message.tasks) this.#countTasks(message.tasks);
         if (message.background) this.#countBackground(message.background);
         if (message.usage) {
           this.#usage = {
@@ -360,6 +366,39 @@ export class Sandbox {
         : now;
     }
   }
+
+  /**
+   * Takes a guest's scheduled tasks. A restarted guest counts runs from zero: its predecessors'
+   * runs, failures and seconds of the same task are added, so that the counters never go down.
+   */
+  #countTasks(tasks: Record<string, ScheduledTaskInfo[]>): void {
+    // Until its slices started again (their start schedules them), a new guest lists none.
+    const carried = this.#down ? this.#tasksBefore : {};
+    const slices = new Set([...Object.keys(carried), ...Object.keys(tasks)]);
+    this.tasks = Object.fromEntries(
+      [...slices].map((slice) => [
+        slice,
+        (tasks[slice] ?? []).map((task) => {
+          const before = this.#tasksBefore[slice]?.find((t) => t.name === task.name);
+          return before
+            ? {
+              ...task,
+              runs: before.runs + task.runs,
+              failures: before.failures + task.failures,
+              seconds: before.seconds + task.seconds,
+            }
+            : task;
+        }).concat(
+          (carried[slice] ?? []).filter((before) =>
+            !tasks[slice]?.some((t) => t.name === before.name)
+          ),
+        ),
+      ]),
+    );
+  }
+
+  /** Scheduled tasks of the guests before this one, per slice, with their counts. */
+  #tasksBefore: Record<string, ScheduledTaskInfo[]> = {};
 
   /** Background counts of the guests before this one, per slice. */
   #backgroundBefore: Record<string, BackgroundCounts> = {};
