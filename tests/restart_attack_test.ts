@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getJson, startServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, serve, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 /** Polls `check` until it returns a value: the server restarts on its own time. */
 async function eventually<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
@@ -359,4 +359,160 @@ Deno.test("restart attack: after a restart static content serves again, the sche
     return again.length === 1 && again[0].runs > ran ? true : undefined;
   }, "busy's task to run again");
   assert.deepEqual((await guests("busy")).length, 1);
+});
+
+/** Crashes on request; counts its starts in a file; its second start never ends. */
+const STUBBORN = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const crash = method({ path: "/stubborn/crash", operation: "POST" });
+class Stubborn extends ServerSlice {
+  async start() {
+    const runs = Number(await Deno.readTextFile("runs").catch(() => "0")) + 1;
+    await Deno.writeTextFile("runs", String(runs));
+    if (runs > 1) await new Promise(() => {});
+  }
+  @handle(crash)
+  crash() { Deno.exit(5); }
+}
+export function setup(app) { app.registerSlice(new Stubborn("stubborn.main")); }
+`;
+
+for (const when of ["in the backoff", "while the new guest loads", "while the new guest starts"]) {
+  Deno.test(`restart attack: SIGTERM ${when}: exit 0, no guest left, nothing restarted after`, async () => {
+    await using root = await tempDir();
+    const dir = await writeExtension(root.path, "stubborn", STUBBORN);
+    const cfg = join(root.path, "server.cfg");
+    await Deno.writeTextFile(
+      cfg,
+      `[server]
+enabled_extensions = stubborn
+extension_path = ${root.path}
+restart = on-failure
+shutdown_timeout = 3
+slice_start_timeout = 30
+[extension.stubborn]
+permissions = write=${dir}
+`,
+    );
+    const server = serve(["--config", cfg, "--port", "0"], [root.path], { write: [dir] });
+    const url = /server running at (\S+)/.exec(await server.line(/server running at/))![1];
+    const first = await guests("stubborn");
+    assert.equal(first.length, 1);
+    const crashed = await fetch(`${url}/api/v2/stubborn/crash`, { method: "POST" });
+    await crashed.body?.cancel();
+    assert.equal(crashed.status, 503);
+    if (when !== "in the backoff") {
+      await server.line(/starting a new guest \(restart 1\)/);
+      if (when === "while the new guest starts") {
+        await eventually(async () => {
+          const runs = await Deno.readTextFile(join(dir, "runs"));
+          return runs === "2" ? true : undefined;
+        }, "the second start to begin");
+      }
+    }
+    server.process.kill("SIGTERM");
+    assert.equal((await server.process.status).code, 0, server.stderr());
+    const after = server.stderr().split(/SIGTERM received/)[1] ?? "";
+    assert.match(server.stderr(), /server stopped/);
+    assert.doesNotMatch(after, /starting a new guest|serves again/, server.stderr());
+    await eventually(
+      async () => (await guests("stubborn")).length === 0 ? true : undefined,
+      "no stubborn guest to be left",
+    );
+  });
+}
+
+/** Floods its log (800 lines a second) and burns CPU from the moment it starts. */
+const NOISY = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const pid = method({ path: "/noisy/pid", operation: "GET" });
+class Noisy extends ServerSlice {
+  start() {
+    this.flood = setInterval(() => {
+      const until = Date.now() + 15;
+      while (Date.now() < until) Math.random();
+      for (let i = 0; i < 20; i++) this.logger.info("noise " + i);
+    }, 25);
+  }
+  prestop() { clearInterval(this.flood); }
+  @handle(pid)
+  pid() { return Deno.pid; }
+}
+export function setup(app) { app.registerSlice(new Noisy("noisy.main")); }
+`;
+
+Deno.test("restart attack: a guest that floods its log across restarts: CPU seconds never go down, the log stays bounded", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "noisy", NOISY);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["noisy"],
+    config: `[server]\nrestart = on-failure\nsandbox_log_rate = 100\n`,
+  });
+  const cpu = () => metric(test.url, `inmanta_sandbox_cpu_seconds_total{extension="noisy"}`);
+  const before = await eventually(async () => {
+    const seconds = await cpu();
+    return seconds !== undefined && seconds > 0.2 ? seconds : undefined;
+  }, "noisy to report its CPU");
+  const noisyPid = await getJson(`${test.url}/api/v2/noisy/pid`);
+  assert.equal(noisyPid.status, 200, JSON.stringify(noisyPid.body));
+  const pid = noisyPid.body.data as number;
+  Deno.kill(pid, "SIGKILL");
+  const readings: number[] = [];
+  await eventually(async () => {
+    readings.push((await cpu())!);
+    const answer = await getJson(`${test.url}/api/v2/noisy/pid`);
+    return answer.status === 200 ? true : undefined;
+  }, "noisy to serve again");
+  const last = readings.at(-1)!;
+  await eventually(async () => {
+    const seconds = (await cpu())!;
+    readings.push(seconds);
+    return seconds > last ? true : undefined;
+  }, "the new guest to report its CPU");
+  for (const [i, seconds] of readings.entries()) {
+    assert.ok(seconds >= (readings[i - 1] ?? before), `CPU seconds went down: ${readings}`);
+  }
+  const noise = test.logs.filter((r) => r.message.startsWith("noise ")).length;
+  assert.ok(noise > 0, "some noise got through");
+  assert.ok(
+    test.logs.some((r) =>
+      /^extension noisy logged too much: \d+ record\(s\) dropped/.test(r.message)
+    ),
+    "the drop is said",
+  );
+});
+
+/** Its handler ends its Worker's event loop with an uncaught error. */
+const FRAGILE = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const boom = method({ path: "/fragile/boom", operation: "POST" });
+export const ping = method({ path: "/fragile/ping", operation: "GET" });
+class Fragile extends ServerSlice {
+  @handle(boom)
+  boom() { setTimeout(() => { throw new Error("boom"); }, 0); return "ok"; }
+  @handle(ping)
+  ping() { return "pong"; }
+}
+export function setup(app) { app.registerSlice(new Fragile("fragile.main")); }
+`;
+
+Deno.test("restart attack: a worker that fails with restart = on-failure stays failed, without Retry-After", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "fragile", FRAGILE);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["fragile"],
+    isolation: "worker",
+    config: "[server]\nrestart = on-failure\n",
+  });
+  assert.deepEqual((await getJson(`${test.url}/api/v2/fragile/ping`)).body, { data: "pong" });
+  await getJson(`${test.url}/api/v2/fragile/boom`, { method: "POST" });
+  const failed = await eventually(async () => {
+    const e = await extension(test.url, "fragile");
+    return e.status === "failed" ? e : undefined;
+  }, "fragile to fail");
+  assert.equal(failed.restarts, 0);
+  assert.doesNotMatch(failed.reason ?? "", /restarting/);
+  const ping = await getJson(`${test.url}/api/v2/fragile/ping`);
+  assert.equal(ping.status, 503);
+  assert.equal(ping.headers.get("retry-after"), null);
+  assert.match(ping.body.message as string, /extension fragile failed: .*boom/);
 });
