@@ -516,3 +516,127 @@ Deno.test("restart attack: a worker that fails with restart = on-failure stays f
   assert.equal(ping.headers.get("retry-after"), null);
   assert.match(ping.body.message as string, /extension fragile failed: .*boom/);
 });
+
+/** Crashes 100 ms after its first start only. */
+const EARLY = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const pid = method({ path: "/early/pid", operation: "GET" });
+class Early extends ServerSlice {
+  async start() {
+    const runs = Number(await Deno.readTextFile("runs").catch(() => "0")) + 1;
+    await Deno.writeTextFile("runs", String(runs));
+    if (runs === 1) setTimeout(() => Deno.exit(4), 100);
+  }
+  @handle(pid)
+  pid() { return Deno.pid; }
+}
+export function setup(app) { app.registerSlice(new Early("early.main")); }
+`;
+
+/** Starts after early (it depends on it), slowly: the server is still starting meanwhile. */
+const LATE = `import { ServerSlice } from "@inmanta/server";
+class Late extends ServerSlice {
+  getDependencies() { return ["early.main"]; }
+  async start() { await new Promise((resolve) => setTimeout(resolve, 2500)); }
+}
+export function setup(app) { app.registerSlice(new Late("late.main")); }
+`;
+
+Deno.test("restart attack: a guest that crashes while the server is still starting is restarted once the backoff passed", async () => {
+  await using root = await tempDir();
+  const dir = await writeExtension(root.path, "early", EARLY);
+  await writeExtension(root.path, "late", LATE);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["early", "late"],
+    config: `[server]
+restart = on-failure
+[extension.early]
+permissions = write=${dir}
+`,
+  });
+  const pid = await eventually(async () => {
+    const answer = await getJson(`${test.url}/api/v2/early/pid`);
+    return answer.status === 200 ? answer.body.data as number : undefined;
+  }, "early to serve");
+  assert.deepEqual(await guests("early"), [pid]);
+  const e = await extension(test.url, "early");
+  assert.equal(e.status, "loaded");
+  assert.equal(e.restarts, 1);
+  assert.equal(e.last_failure, "exited with code 4");
+  const status = await getJson(`${test.url}/api/v1/serverstatus`);
+  const slices = (status.body.data as { slices: { name: string; state: string }[] }).slices;
+  assert.deepEqual(
+    slices.filter((s) => s.name === "early.main" || s.name === "late.main").map((s) => s.state),
+    ["started", "started"],
+  );
+  assert.equal((await getJson(`${test.url}/api/v2/health`)).status, 200);
+});
+
+Deno.test("restart attack: a guest whose module no longer imports (edited meanwhile) counts the import as a failure and stays failed", async () => {
+  await using root = await tempDir();
+  const dir = await writeExtension(root.path, "vanish", PLAIN);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["vanish"],
+    config: `[server]\nrestart = on-failure\nrestart_max_failures = 2\n`,
+  });
+  const pid = (await getJson(`${test.url}/api/v2/vanish/pid`)).body.data as number;
+  await Deno.writeTextFile(join(dir, "extension.ts"), "export function setup( {\n");
+  Deno.kill(pid, "SIGKILL");
+  const failed = await eventually(async () => {
+    const e = await extension(test.url, "vanish");
+    return e.status === "failed" && !/restarting in/.test(e.reason ?? "") ? e : undefined;
+  }, "vanish to stay failed");
+  assert.match(
+    failed.reason ?? "",
+    /^it could not be set up again: .*extension\.ts.*; it stays failed after 2 failures within 300s$/,
+  );
+  assert.deepEqual(await guests("vanish"), []);
+});
+
+/** Writes thousands of lines a second straight to its stderr, across a restart. */
+const SPEW = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const pid = method({ path: "/spew/pid", operation: "GET" });
+class Spew extends ServerSlice {
+  start() {
+    const lines = new TextEncoder().encode("spew\\n".repeat(100));
+    this.flood = setInterval(() => Deno.stderr.writeSync(lines), 10);
+  }
+  prestop() { clearInterval(this.flood); }
+  @handle(pid)
+  pid() { return Deno.pid; }
+}
+export function setup(app) { app.registerSlice(new Spew("spew.main")); }
+`;
+
+Deno.test("restart attack: what a guest writes to its stderr counts against sandbox_log_rate, across restarts", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "spew", SPEW);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["spew"],
+    config: `[server]\nrestart = on-failure\nsandbox_log_rate = 50\n`,
+  });
+  const started = Date.now();
+  const pid = (await getJson(`${test.url}/api/v2/spew/pid`)).body.data as number;
+  await eventually(
+    async () =>
+      test.logs.some((r) => /^extension spew logged too much/.test(r.message)) || undefined,
+    "the drop to be said",
+  );
+  Deno.kill(pid, "SIGKILL");
+  await eventually(async () => {
+    const answer = await getJson(`${test.url}/api/v2/spew/pid`);
+    return answer.status === 200 && answer.body.data !== pid ? true : undefined;
+  }, "spew to serve again");
+  await eventually(
+    async () =>
+      test.logs.filter((r) => /^extension spew logged too much/.test(r.message)).length >= 2 ||
+      undefined,
+    "the new guest's drop to be said",
+  );
+  const seconds = Math.ceil((Date.now() - started) / 1000) + 1;
+  const spewed = test.logs.filter((r) => r.message === "spew").length;
+  assert.ok(spewed > 0, "some lines got through");
+  assert.ok(spewed <= 50 * seconds, `${spewed} lines in about ${seconds}s`);
+});

@@ -185,7 +185,10 @@ export class Sandbox {
     link.onExit = (reason) => {
       if (link === this.#link) this.fail(reason);
     };
-    link.onStderr = (line) => this.#log.warning(line);
+    // Its stderr is a log too: a guest writing there must not flood the server's log unbounded.
+    link.onStderr = (line) => {
+      if (this.#logBudget.allow()) this.#log.warning(line);
+    };
     this.#unwatch = watch(this, this.#options.config);
     const { spec, info } = this.#options;
     this.#channel.send({
