@@ -10,7 +10,10 @@ import { join } from "node:path";
 import { getJson, serve, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 /** Polls `check` until it returns a value: the server restarts on its own time. */
-async function eventually<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
+async function eventually<T>(
+  check: () => T | undefined | Promise<T | undefined>,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const value = await check();
@@ -620,8 +623,7 @@ Deno.test("restart attack: what a guest writes to its stderr counts against sand
   const started = Date.now();
   const pid = (await getJson(`${test.url}/api/v2/spew/pid`)).body.data as number;
   await eventually(
-    async () =>
-      test.logs.some((r) => /^extension spew logged too much/.test(r.message)) || undefined,
+    () => test.logs.some((r) => /^extension spew logged too much/.test(r.message)) || undefined,
     "the drop to be said",
   );
   Deno.kill(pid, "SIGKILL");
@@ -630,7 +632,7 @@ Deno.test("restart attack: what a guest writes to its stderr counts against sand
     return answer.status === 200 && answer.body.data !== pid ? true : undefined;
   }, "spew to serve again");
   await eventually(
-    async () =>
+    () =>
       test.logs.filter((r) => /^extension spew logged too much/.test(r.message)).length >= 2 ||
       undefined,
     "the new guest's drop to be said",
