@@ -642,3 +642,87 @@ Deno.test("restart attack: what a guest writes to its stderr counts against sand
   assert.ok(spewed > 0, "some lines got through");
   assert.ok(spewed <= 50 * seconds, `${spewed} lines in about ${seconds}s`);
 });
+
+/** An endless event stream, one event per read. */
+const EVENTS = `import { handle, method, ServerSlice, streaming } from "@inmanta/server";
+export const events = method({ path: "/events/stream", operation: "GET" });
+export const pid = method({ path: "/events/pid", operation: "GET" });
+class Events extends ServerSlice {
+  @handle(events) events() {
+    let n = 0;
+    const body = new ReadableStream({
+      pull(c) { c.enqueue(new TextEncoder().encode(\`data: \${n++}\\n\\n\`)); },
+    });
+    return streaming(new Response(body, { headers: { "content-type": "text/event-stream" } }));
+  }
+  @handle(pid) pid() { return Deno.pid; }
+}
+export function setup(app) { app.registerSlice(new Events("events.main")); }
+`;
+
+Deno.test("restart attack: a stream being read when its guest dies ends with an error, and a new one streams from the new guest", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "events", EVENTS);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["events"],
+    config: `[server]\nrestart = on-failure\n`,
+  });
+  const pid = (await getJson(`${test.url}/api/v2/events/pid`)).body.data as number;
+  const response = await fetch(`${test.url}/api/v2/events/stream`);
+  assert.equal(response.status, 200);
+  const reader = response.body!.getReader();
+  assert.ok((await reader.read()).value, "a first event");
+  Deno.kill(pid, "SIGKILL");
+  // Reads until the stream breaks: it must, rather than hang.
+  const ended = await (async () => {
+    try {
+      for (;;) if ((await reader.read()).done) return "done";
+    } catch (error) {
+      return (error as Error).name;
+    }
+  })();
+  assert.ok(ended === "done" || ended === "TypeError", ended);
+  await eventually(async () => {
+    const answer = await getJson(`${test.url}/api/v2/events/pid`);
+    return answer.status === 200 ? true : undefined;
+  }, "events to serve again");
+  const again = (await fetch(`${test.url}/api/v2/events/stream`)).body!.getReader();
+  assert.match(new TextDecoder().decode((await again.read()).value), /^data: 0/);
+  await again.cancel();
+});
+
+/** Exhausts its heap shortly after every start. */
+const HOG = `import { ServerSlice } from "@inmanta/server";
+class Hog extends ServerSlice {
+  start() {
+    setTimeout(() => {
+      const kept = [];
+      for (;;) kept.push(new Array(100_000).fill(kept.length));
+    }, 100);
+  }
+}
+export function setup(app) { app.registerSlice(new Hog("hog.main")); }
+`;
+
+Deno.test("restart attack: a guest that exhausts its heap after every start is restarted, then stays failed", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "hog", HOG);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["hog"],
+    config: `[server]
+restart = on-failure
+restart_max_failures = 2
+[extension.hog]
+memory_limit = 32
+`,
+  });
+  const failed = await eventually(async () => {
+    const e = await extension(test.url, "hog");
+    return /stays failed/.test(e.reason ?? "") ? e : undefined;
+  }, "hog to stay failed");
+  assert.equal(failed.restarts, 1);
+  assert.match(failed.last_failure ?? "", /^heap limit of 32 MiB reached|^resident memory/);
+  assert.deepEqual(await guests("hog"), []);
+});
