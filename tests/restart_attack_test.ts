@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseHost } from "../src/database/database_host.ts";
+import { SqliteEngine } from "../src/database/sqlite_engine.ts";
 import { getJson, serve, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 /** Polls `check` until it returns a value: the server restarts on its own time. */
@@ -725,4 +727,98 @@ memory_limit = 32
   assert.equal(failed.restarts, 1);
   assert.match(failed.last_failure ?? "", /^heap limit of 32 MiB reached|^resident memory/);
   assert.deepEqual(await guests("hog"), []);
+});
+
+/** Holds a transaction open on request; a second one waits for it; counts rows. */
+const LEDGER = `import { handle, method, ServerSlice } from "@inmanta/server";
+import { sql } from "kysely";
+export const hold = method({ path: "/ledger/hold", operation: "POST" });
+export const count = method({ path: "/ledger/count", operation: "GET" });
+export const pid = method({ path: "/ledger/pid", operation: "GET" });
+class Ledger extends ServerSlice {
+  getDependencies() { return ["core.database"]; }
+  @handle(hold)
+  async hold() {
+    this.logger.info("beginning");
+    await this.database.transaction().execute(async (trx) => {
+      await sql\`insert into entries (at) values (\${Date.now()})\`.execute(trx);
+      this.logger.info("holding");
+      await new Promise(() => {});
+    });
+  }
+  @handle(count)
+  async count() {
+    return (await sql\`select count(*) as n from entries\`.execute(this.database)).rows[0].n;
+  }
+  @handle(pid) pid() { return Deno.pid; }
+}
+export function setup(app) {
+  app.registerMigrations({
+    "0001_entries": { async up(db) {
+      await db.schema.createTable("entries").addColumn("at", "integer").execute();
+    } },
+  });
+  app.registerSlice(new Ledger("ledger.main"));
+}
+`;
+
+Deno.test("restart attack: transactions a dead guest held or waited for are all rolled back: the new guest's database is free", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "ledger", LEDGER);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["ledger"],
+    config: `[server]
+restart = on-failure
+sandbox_request_timeout = 60
+[database]
+statement_timeout = 5
+`,
+  });
+  assert.deepEqual((await getJson(`${test.url}/api/v2/ledger/count`)).body, { data: 0 });
+  const pid = (await getJson(`${test.url}/api/v2/ledger/pid`)).body.data as number;
+  // One transaction holds the database; the second waits for it to end.
+  const holding = [1, 2].map(() => getJson(`${test.url}/api/v2/ledger/hold`, { method: "POST" }));
+  // The first holds the database and the second asked for its own (it left with "beginning").
+  const said = (message: string) => test.logs.filter((r) => r.message === message).length;
+  await eventually(
+    () => said("holding") === 1 && said("beginning") === 2 || undefined,
+    "both transactions to be asked for",
+  );
+  Deno.kill(pid, "SIGKILL");
+  for (const answer of await Promise.all(holding)) assert.equal(answer.status, 503);
+  const counted = await eventually(async () => {
+    const answer = await getJson(`${test.url}/api/v2/ledger/count`);
+    return answer.status === 503 ? undefined : answer;
+  }, "ledger to answer again");
+  assert.deepEqual(counted.body, { data: 0 }, "nothing committed, and the database is free");
+});
+
+Deno.test("restart attack: a transaction still beginning when its guest died is rolled back once it began", async () => {
+  await using dir = await tempDir();
+  const host = new DatabaseHost();
+  const engine = new SqliteEngine({
+    extension: "shop",
+    file: join(dir.path, "shop.sqlite3"),
+    statementTimeout: 2,
+  });
+  await engine.open();
+  host.add("shop", engine);
+  const run = (sql: string) =>
+    host.handle("shop", { op: "execute", extension: "shop", sql, parameters: [] });
+  try {
+    await run("create table t (x integer)");
+    await host.handle("shop", { op: "begin", extension: "shop" });
+    // The second waits for the first; the guest that asked for both dies meanwhile.
+    const second = host.handle("shop", { op: "begin", extension: "shop" });
+    await host.releaseAll("shop");
+    await assert.rejects(
+      second,
+      /^DatabaseError: extension shop: its sandbox ended while the transaction began$/,
+    );
+    // Its new guest finds the database free.
+    assert.deepEqual((await run("select count(*) as n from t")).rows, [{ n: 0 }]);
+  } finally {
+    await host.close();
+  }
 });

@@ -27,6 +27,8 @@ export type ClusterClaim = (task: string) => Promise<boolean>;
 export class DatabaseHost {
   readonly #engines = new Map<string, Engine>();
   readonly #transactions = new Map<string, Transaction>();
+  /** How often each extension's transactions were all released (a begin under way is too). */
+  readonly #released = new Map<string, number>();
   #claim: ClusterClaim = () => Promise.resolve(true);
 
   /** Gives `extension` its engine (its database). */
@@ -62,7 +64,16 @@ export class DatabaseHost {
 
   /** Opens a transaction of `extension`; resolves with its id. */
   async begin(extension: string): Promise<string> {
+    const released = this.#released.get(extension) ?? 0;
     const session = await this.#engine(extension).begin();
+    if ((this.#released.get(extension) ?? 0) !== released) {
+      // Its sandbox died while it waited: nobody would ever end it, and it holds the database.
+      await this.#engine(extension).rollback(session);
+      throw new DatabaseError(
+        "database.transaction_lost",
+        `extension ${extension}: its sandbox ended while the transaction began`,
+      );
+    }
     const id = crypto.randomUUID();
     this.#transactions.set(id, { extension, session });
     return id;
@@ -84,6 +95,7 @@ export class DatabaseHost {
 
   /** Rolls back every open transaction of `extension`: its sandbox died or was stopped. */
   async releaseAll(extension: string): Promise<void> {
+    this.#released.set(extension, (this.#released.get(extension) ?? 0) + 1);
     const mine = [...this.#transactions].filter(([, t]) => t.extension === extension);
     for (const [id] of mine) this.#transactions.delete(id);
     await Promise.all(mine.map(([, t]) => this.#engine(extension).rollback(t.session)));
