@@ -288,3 +288,15 @@ export async function forgetCached(url: string): Promise<void> {
   await Deno.remove(join(cache, "http", `${hostname}_PORT${port}`), { recursive: true })
     .catch(() => {});
 }
+
+/** The pids of the process guests of extension `name` running now, as `ps` lists them. */
+export async function guestPids(name: string): Promise<number[]> {
+  const { stdout } = await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(stdout).split("\n")
+    .filter((line) =>
+      line.includes(`--location=https://${name.replaceAll("_", "-")}.extension.invalid/`) &&
+      line.includes("guest_process")
+    )
+    .map((line) => Number(line.trim().split(/\s+/)[0]));
+}

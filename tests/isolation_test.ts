@@ -22,7 +22,7 @@ const ATTACKS: Record<string, { body: string; reason: RegExp; modes: string[] }>
     body:
       // Responsive all along (it yields between buffers): only its resident size gives it away.
       "const hoard = []; for (let i = 0; i < 32; i++) { hoard.push(new Uint8Array(64 << 20).fill(1)); await new Promise((r) => setTimeout(r, 0)); } await new Promise(() => {});",
-    reason: /^(resident memory of \d+ MiB passed its limit of 192 MiB|heap limit|no heartbeat)/,
+    reason: /^(resident memory of [\d.]+ MiB passed its limit of 192 MiB|heap limit|no heartbeat)/,
     modes: ["process"],
   },
   spin: {
@@ -34,7 +34,7 @@ const ATTACKS: Record<string, { body: string; reason: RegExp; modes: string[] }>
     body:
       "const again = () => Promise.resolve().then(again); again(); await new Promise(() => {});",
     // A promise loop also grows its memory: whichever limit it reaches first.
-    reason: /^(no heartbeat for 10s|resident memory of \d+ MiB passed|heap limit)/,
+    reason: /^(no heartbeat for 10s|resident memory of [\d.]+ MiB passed|heap limit)/,
     modes: ["process", "worker"],
   },
   exit: {
@@ -247,15 +247,21 @@ export function setup(app) { app.registerSlice(new Chatty("chatty.main")); }
     enable: ["good", "chatty"],
     config: "[server]\nsandbox_log_rate = 100\n",
   });
+  // Dropped in the guest already (the server holds the same budget for a guest that lies).
   const dropped = logged(
     test,
-    (r) => /chatty logged too much: \d+ record\(s\) dropped/.test(r.message),
+    (r) =>
+      r.source.startsWith("chatty") &&
+      /^\d+ log record\(s\) dropped in the guest \(server\.sandbox_log_rate = 100\/s\)$/.test(
+        r.message,
+      ),
   );
   const said = await getJson(`${test.url}/api/v2/chatty/go`, { method: "POST" });
   assert.equal(said.status, 200);
   await fetch(`${test.url}/api/v2/ping`).then((r) => r.text());
   await dropped;
   const lines = test.logs.filter((r) => r.source.startsWith("chatty") && /^line /.test(r.message));
-  assert.ok(lines.length < 20000, `${lines.length} lines passed`);
+  // 100 a second: the flood spans a second or two.
+  assert.ok(lines.length <= 300, `${lines.length} lines passed`);
   assert.equal((await getJson(`${test.url}/api/v2/ping`)).status, 200);
 });

@@ -10,7 +10,7 @@ import { Config, parseIni } from "@inmanta/server/server";
 import { registerCoreOptions } from "../src/core/options.ts";
 import { registerExtensionOptions } from "../src/extensions/loader.ts";
 import { Backoff, restartPolicy } from "../src/sandbox/restart.ts";
-import { getJson, startServer, tempDir, writeExtension } from "./helpers.ts";
+import { getJson, guestPids, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 Deno.test("restart: the delay doubles from 1 s to 60 s, and too many failures in the window end it", () => {
   const backoff = new Backoff({ maxFailures: 10, windowSeconds: 1000 });
@@ -236,4 +236,35 @@ Deno.test("restart: a worker is not restarted, and the server says so at start",
     r.message ===
       "extension phoenix: restart = on-failure applies to process sandboxes only; with isolation = worker a failure leaves it failed"
   ));
+});
+
+Deno.test("restart: a new start whose dependency failed does not start, and says why", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "phoenix", PHOENIX);
+  await writeExtension(root.path, "caller", CALLER);
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["phoenix", "caller"],
+    config: `[server]
+restart_max_failures = 2
+[extension.caller]
+restart = on-failure
+`,
+  });
+  const pid = (await getJson(`${test.url}/api/v2/phoenix/pid`)).body.data as number;
+  Deno.kill(pid, "SIGKILL"); // phoenix is not restarted: it stays failed
+  await eventually(async () => {
+    const e = await extension(test.url, "phoenix");
+    return e.status === "failed" ? e : undefined;
+  }, "phoenix to fail");
+  const [caller] = await guestPids("caller");
+  Deno.kill(caller, "SIGKILL");
+  const failed = await eventually(async () => {
+    const e = await extension(test.url, "caller");
+    return /stays failed/.test(e.reason ?? "") ? e : undefined;
+  }, "caller to stay failed");
+  assert.equal(
+    failed.reason,
+    "restart 1 failed: slice caller.main depends on slice phoenix.main, which failed; it stays failed after 2 failures within 300s",
+  );
 });

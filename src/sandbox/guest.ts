@@ -28,6 +28,7 @@ import { INTERNALS, type ServerSlice, type SliceServer } from "../slices/slice.t
 import type { BackgroundCounts } from "../scheduler/scheduler.ts";
 import type { DatabaseRequest, DatabaseResponse } from "../database/wire.ts";
 import { Channel } from "./channel.ts";
+import { LogBudget } from "./log_budget.ts";
 import {
   type Batch,
   decodeHostBatch,
@@ -86,19 +87,35 @@ export class Guest {
   #name = "";
   #registry: Registry | undefined;
   #databaseAttached = false;
+  #logBudget: LogBudget = this.#budget(1000);
+
+  /** Log records per second this guest sends; what it drops is reported in one record. */
+  #budget(rate: number): LogBudget {
+    return new LogBudget(rate, (dropped) =>
+      this.#channel.send({
+        t: "log",
+        level: "warning",
+        source: this.#name || "guest",
+        message:
+          `${dropped} log record(s) dropped in the guest (server.sandbox_log_rate = ${rate}/s)`,
+      }));
+  }
 
   /** @param port where batches to the server go */
   constructor(port: GuestPort) {
     this.#channel = new Channel<FromGuest>((batch) => port.post(batch));
-    this.#logger.onRecord(({ level, source, message, requestId }) =>
+    this.#logger.onRecord(({ level, source, message, requestId }) => {
+      // Dropped here already: a flood must not fill this guest's memory and the channel with
+      // records the server drops anyway (it holds the same budget, which a guest cannot lift).
+      if (!this.#logBudget.allow()) return;
       this.#channel.send({
         t: "log",
         level,
         source,
         message: message.slice(0, 16 * 1024),
         ...(requestId === undefined ? {} : { requestId }),
-      })
-    );
+      });
+    });
     setInterval(() => this.#beat(), HEARTBEAT_MS);
   }
 
@@ -205,6 +222,8 @@ export class Guest {
       (name) => env[name],
     );
     this.#config = config;
+    this.#logBudget.close();
+    this.#logBudget = this.#budget(logRate(config));
     const registry = new Registry(config);
     this.#registry = registry;
     const spec: ExtensionSpec = {
@@ -481,5 +500,14 @@ export function removeSharedState(): void {
     } catch {
       // not configurable here: nothing to share
     }
+  }
+}
+
+/** `server.sandbox_log_rate` as the guest's configuration has it (core's default otherwise). */
+function logRate(config: Config): number {
+  try {
+    return config.int("server", "sandbox_log_rate");
+  } catch {
+    return 1000; // only set values cross; core's options are not registered in a guest
   }
 }

@@ -687,6 +687,9 @@ export class Sandbox {
     this.restarts++;
     this.failure = undefined;
     this.#log.info(`extension ${this.name}: starting a new guest (restart ${this.restarts})`);
+    if (this.#extension) {
+      this.#extension.failure = `${this.lastFailure}; restarting now (restart ${this.restarts})`;
+    }
     try {
       this.begin();
     } catch (error) {
@@ -760,6 +763,13 @@ export class Sandbox {
   endRestarts(): void {
     this.#restartable = false;
     clearTimeout(this.#restartTimer);
+    if (!this.#down) return;
+    // A restart that was coming will not: say so, rather than "restarting in 2s".
+    this.#down = undefined;
+    if (this.#extension) {
+      this.#extension.failure = `${this.lastFailure}; not restarted: the server is stopping`;
+    }
+    this.#report("failed");
   }
 
   /** Ends the sandbox: its guest, and any restart to come. */

@@ -121,7 +121,7 @@ async function measure(): Promise<void> {
         used > guest.rssLimitKiB
       ) {
         guest.fail(
-          `resident memory of ${Math.round(used / 1024)} MiB passed its limit of ${
+          `resident memory of ${(used / 1024).toFixed(1)} MiB passed its limit of ${
             Math.round(guest.rssLimitKiB / 1024)
           } MiB`,
         );

@@ -144,6 +144,12 @@ export class Lifecycle {
     server: (slice: ServerSlice) => SliceServer,
   ): Promise<void> {
     const order = this.#order.filter((s) => slices.includes(s));
+    // As at start-up, a slice whose dependency failed does not start (its restart counts as a
+    // failure, and a later one may find the dependency back).
+    for (const slice of order) {
+      const blocked = this.#failedDependency(slice);
+      if (blocked) throw new SliceError("slice.start_failed", `slice ${slice.name} ${blocked}`);
+    }
     for (const phase of ["prestart", "start"] as const) {
       for (const slice of order) {
         try {
