@@ -10,6 +10,7 @@ import { Config, parseIni } from "@inmanta/server/server";
 import { registerCoreOptions } from "../src/core/options.ts";
 import { registerExtensionOptions } from "../src/extensions/loader.ts";
 import { Backoff, restartPolicy } from "../src/sandbox/restart.ts";
+import { GuestCounts } from "../src/sandbox/guest_counts.ts";
 import { getJson, guestPids, startServer, tempDir, writeExtension } from "./helpers.ts";
 
 Deno.test("restart: the delay doubles from 1 s to 60 s, and too many failures in the window end it", () => {
@@ -25,6 +26,37 @@ Deno.test("restart: the delay doubles from 1 s to 60 s, and too many failures in
   assert.equal(window.failed(20_000), 1000);
   assert.equal(window.failed(21_000), 2000);
   assert.equal(window.failed(22_000), undefined);
+});
+
+Deno.test("restart: task counts carry across guests and never go down", () => {
+  const counts = new GuestCounts();
+  const task = (runs: number, failures: number) => ({
+    name: "tick",
+    schedule: "every 1s",
+    lastRun: null,
+    nextRun: "2026-11-29T00:00:00.000Z",
+    running: true,
+    runs,
+    failures,
+    seconds: runs / 10,
+  });
+  counts.takeTasks({ "x.main": [task(5, 1)] }, false);
+  counts.takeBackground({ "x.main": { started: 3, running: 2, failed: 1 } });
+  counts.newGuest();
+  // Until the new guest's slices schedule again, the old task stays listed, not running.
+  assert.deepEqual(counts.tasks["x.main"].map((t) => [t.runs, t.running, t.nextRun]), [
+    [5, false, null],
+  ]);
+  assert.deepEqual(counts.background["x.main"], { started: 3, running: 0, failed: 1 });
+  counts.takeTasks({ "x.main": [] }, true);
+  assert.equal(counts.tasks["x.main"].length, 1, "kept while restarting");
+  counts.takeTasks({ "x.main": [task(2, 0)] }, false);
+  assert.deepEqual(
+    counts.tasks["x.main"].map((t) => [t.runs, t.failures, t.seconds]),
+    [[7, 1, 0.7]],
+  );
+  counts.takeBackground({ "x.main": { started: 1, running: 1, failed: 0 } });
+  assert.deepEqual(counts.background["x.main"], { started: 4, running: 1, failed: 1 });
 });
 
 Deno.test("restart: the policy comes from extension.<name>.restart, else server.restart", () => {

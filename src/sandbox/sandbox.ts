@@ -41,6 +41,7 @@ import {
   unpackValue,
 } from "./messages.ts";
 import { AnswerTimeout, Exchange } from "./exchange.ts";
+import { GuestCounts } from "./guest_counts.ts";
 import { LogBudget } from "./log_budget.ts";
 import { ProxySlice } from "./proxy_slice.ts";
 import { Backoff, type RestartPolicy } from "./restart.ts";
@@ -120,10 +121,16 @@ export class Sandbox {
   lastBeat: number = Date.now();
   /** Whether the guest said anything yet. */
   heard = false;
+  /** Task figures of the slices, over all guests. */
+  readonly #counts = new GuestCounts();
   /** Scheduled tasks of each slice, as of the last heartbeat that carried them. */
-  tasks: Record<string, ScheduledTaskInfo[]> = {};
+  get tasks(): Record<string, ScheduledTaskInfo[]> {
+    return this.#counts.tasks;
+  }
   /** Background task counts of each slice, as of the last heartbeat that carried them. */
-  background: Record<string, BackgroundCounts> = {};
+  get background(): Record<string, BackgroundCounts> {
+    return this.#counts.background;
+  }
   /** Why the current guest failed, once it did. */
   failure: string | undefined;
 
@@ -163,16 +170,7 @@ export class Sandbox {
     this.#startedAt = Date.now();
     this.heard = false;
     this.lastBeat = Date.now();
-    // The tasks of the guests before stay listed, not running, until the new one lists its own.
-    this.#tasksBefore = Object.fromEntries(
-      Object.entries(this.tasks).map((
-        [slice, tasks],
-      ) => [slice, tasks.map((t) => ({ ...t, running: false, nextRun: null }))]),
-    );
-    this.tasks = this.#tasksBefore;
-    this.#backgroundBefore = Object.fromEntries(
-      Object.entries(this.background).map(([slice, c]) => [slice, { ...c, running: 0 }]),
-    );
+    this.#counts.newGuest();
     this.#usage = { cpuSeconds: 0, rssBytes: 0, heapUsedBytes: 0 };
     this.#loaded = Promise.withResolvers();
     const channel = new Channel<ToGuest>((batch) => link.post(batch), true);
@@ -315,8 +313,14 @@ export class Sandbox {
       }
       case "beat":
         this.lastBeat = Date.now();
-        if (message.tasks) this.#countTasks(message.tasks);
-        if (message.background) this.#countBackground(message.background);
+        if (message.tasks) {
+          this.#ownSlices(Object.keys(message.tasks));
+          this.#counts.takeTasks(message.tasks, this.#down !== undefined);
+        }
+        if (message.background) {
+          this.#ownSlices(Object.keys(message.background));
+          this.#counts.takeBackground(message.background);
+        }
         if (message.usage) {
           this.#usage = {
             ...message.usage,
@@ -346,65 +350,17 @@ export class Sandbox {
     }
   }
 
-  /**
-   * Takes a guest's background counts. A restarted guest counts from zero: what its
-   * predecessors counted is added, so that the counters never go down.
-   */
-  #countBackground(counts: Record<string, BackgroundCounts>): void {
-    for (const [slice, now] of Object.entries(counts)) {
-      // Before its slices are mirrored here only the name tells they are its own.
+  /** Checks that a report names only this extension's slices (before they are mirrored here). */
+  #ownSlices(names: string[]): void {
+    for (const slice of names) {
       if (!slice.startsWith(`${this.name}.`)) {
         throw new ProtocolError(
           "sandbox.slice",
           `it named slice ${slice}, which is not one of its own`,
         );
       }
-      const before = this.#backgroundBefore[slice];
-      this.background[slice] = before
-        ? {
-          started: before.started + now.started,
-          running: now.running,
-          failed: before.failed + now.failed,
-        }
-        : now;
     }
   }
-
-  /**
-   * Takes a guest's scheduled tasks. A restarted guest counts runs from zero: its predecessors'
-   * runs, failures and seconds of the same task are added, so that the counters never go down.
-   */
-  #countTasks(tasks: Record<string, ScheduledTaskInfo[]>): void {
-    // Until its slices started again (their start schedules them), a new guest lists none.
-    const carried = this.#down ? this.#tasksBefore : {};
-    const slices = new Set([...Object.keys(carried), ...Object.keys(tasks)]);
-    this.tasks = Object.fromEntries(
-      [...slices].map((slice) => [
-        slice,
-        (tasks[slice] ?? []).map((task) => {
-          const before = this.#tasksBefore[slice]?.find((t) => t.name === task.name);
-          return before
-            ? {
-              ...task,
-              runs: before.runs + task.runs,
-              failures: before.failures + task.failures,
-              seconds: before.seconds + task.seconds,
-            }
-            : task;
-        }).concat(
-          (carried[slice] ?? []).filter((before) =>
-            !tasks[slice]?.some((t) => t.name === before.name)
-          ),
-        ),
-      ]),
-    );
-  }
-
-  /** Scheduled tasks of the guests before this one, per slice, with their counts. */
-  #tasksBefore: Record<string, ScheduledTaskInfo[]> = {};
-
-  /** Background counts of the guests before this one, per slice. */
-  #backgroundBefore: Record<string, BackgroundCounts> = {};
 
   /** A log source a guest names: its own extension or one of its slices, nothing else. */
   #source(source: string): string {
