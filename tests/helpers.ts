@@ -300,3 +300,43 @@ export async function guestPids(name: string): Promise<number[]> {
     )
     .map((line) => Number(line.trim().split(/\s+/)[0]));
 }
+
+/**
+ * Polls `check` until it returns a value, for state the server changes on its own time (a guest
+ * failing, a restart); throws naming `what` after `ms` milliseconds.
+ */
+export async function eventually<T>(
+  check: () => T | undefined | Promise<T | undefined>,
+  what: string,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** An extension as `/api/v1/serverstatus` lists it. */
+export interface ExtensionStatus {
+  name: string;
+  status: string;
+  reason: string | null;
+  restarts: number;
+  last_failure: string | null;
+}
+
+/** Every extension as `/api/v1/serverstatus` at `url` lists them. */
+export async function extensionStatuses(url: string): Promise<ExtensionStatus[]> {
+  const status = await getJson(`${url}/api/v1/serverstatus`);
+  return (status.body.data as { extensions: ExtensionStatus[] }).extensions;
+}
+
+/** Extension `name` as `/api/v1/serverstatus` at `url` lists it. */
+export async function extensionStatus(url: string, name: string): Promise<ExtensionStatus> {
+  const found = (await extensionStatuses(url)).find((e) => e.name === name);
+  if (!found) throw new Error(`serverstatus lists no extension ${name}`);
+  return found;
+}

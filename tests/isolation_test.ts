@@ -8,7 +8,16 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getJson, logged, serve, startServer, tempDir, writeExtension } from "./helpers.ts";
+import {
+  eventually,
+  extensionStatuses,
+  getJson,
+  logged,
+  serve,
+  startServer,
+  tempDir,
+  writeExtension,
+} from "./helpers.ts";
 
 /** Each attack, run when its endpoint is called (or at start, with `atStart`). */
 const ATTACKS: Record<string, { body: string; reason: RegExp; modes: string[] }> = {
@@ -95,29 +104,11 @@ class Good extends ServerSlice {
 export function setup(app) { app.registerSlice(new Good("good.main")); }
 `;
 
-/** Polls `check` until it returns a value (the server changes state on its own time). */
-async function eventually<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 /** The guests of a server whose extensions live under `root`, as ps lists them. */
 async function guestsUnder(root: string): Promise<string[]> {
   const { stdout } = await new Deno.Command("ps", { args: ["-eo", "pid=,args="] }).output();
   return new TextDecoder().decode(stdout).split("\n")
     .filter((line) => line.includes("guest_process.ts") && line.includes(root));
-}
-
-type Extension = { name: string; status: string; reason: string | null };
-
-async function extensions(url: string): Promise<Extension[]> {
-  const status = await getJson(`${url}/api/v1/serverstatus`);
-  return (status.body.data as { extensions: Extension[] }).extensions;
 }
 
 for (const mode of ["process", "worker"]) {
@@ -168,7 +159,7 @@ ${names.map((n) => `[extension.${n}]\nmemory_limit = 64\n`).join("")}`,
       for (const line of killer.body.data as string[]) assert.match(line, /: NotCapable$/);
 
       const failed = await eventually(async () => {
-        const list = await extensions(url);
+        const list = await extensionStatuses(url);
         const bad = list.filter((e) => names.includes(e.name));
         return bad.every((e) => e.status === "failed") ? bad : undefined;
       }, "every hostile guest to fail");
@@ -179,7 +170,7 @@ ${names.map((n) => `[extension.${n}]\nmemory_limit = 64\n`).join("")}`,
           `${extension.name}: ${extension.reason}\n${server.stderr()}`,
         );
       }
-      const others = (await extensions(url)).filter((e) => !names.includes(e.name));
+      const others = (await extensionStatuses(url)).filter((e) => !names.includes(e.name));
       assert.deepEqual(others.map((e) => e.status), ["loaded", "loaded", "loaded"]);
       const health = await getJson(`${url}/api/v2/health`);
       assert.equal(health.status, 503);
@@ -216,7 +207,7 @@ Deno.test("isolation=process: when the server is SIGKILLed, its guests exit too"
   // One guest busy in a loop (it cannot read its channel), one idle.
   void fetch(`${url}/api/v2/spin/go`, { method: "POST" }).catch(() => {});
   await eventually(async () => {
-    const list = await extensions(url);
+    const list = await extensionStatuses(url);
     return list.find((e) => e.name === "spin")?.status === "loaded" ? true : undefined;
   }, "spin to be loaded");
   server.process.kill("SIGKILL");

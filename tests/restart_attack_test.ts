@@ -9,46 +9,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseHost } from "../src/database/database_host.ts";
 import { SqliteEngine } from "../src/database/sqlite_engine.ts";
-import { getJson, serve, startServer, tempDir, writeExtension } from "./helpers.ts";
-
-/** Polls `check` until it returns a value: the server restarts on its own time. */
-async function eventually<T>(
-  check: () => T | undefined | Promise<T | undefined>,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** The pids of the guest processes of extension `name` running now (from `ps`). */
-async function guests(name: string): Promise<number[]> {
-  const { stdout } = await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" })
-    .output();
-  return new TextDecoder().decode(stdout).split("\n")
-    .filter((line) =>
-      line.includes(`--location=https://${name}.extension.invalid/`) &&
-      line.includes("guest_process")
-    )
-    .map((line) => Number(line.trim().split(/\s+/)[0]));
-}
-
-type Extension = {
-  name: string;
-  status: string;
-  reason: string | null;
-  restarts: number;
-  last_failure: string | null;
-};
-
-async function extension(url: string, name: string): Promise<Extension> {
-  const status = await getJson(`${url}/api/v1/serverstatus`);
-  return (status.body.data as { extensions: Extension[] }).extensions.find((e) => e.name === name)!;
-}
+import {
+  eventually,
+  extensionStatus,
+  getJson,
+  guestPids,
+  serve,
+  startServer,
+  tempDir,
+  writeExtension,
+} from "./helpers.ts";
 
 /** The value of one series of `/metrics`. */
 async function metric(url: string, series: string): Promise<number | undefined> {
@@ -86,7 +56,7 @@ permissions = write=${dir}
 `,
   });
   const failed = await eventually(async () => {
-    const e = await extension(test.url, "looper");
+    const e = await extensionStatus(test.url, "looper");
     return /stays failed/.test(e.reason ?? "") ? e : undefined;
   }, "looper to stay failed");
   assert.equal(failed.restarts, 2);
@@ -97,7 +67,7 @@ permissions = write=${dir}
     await metric(test.url, `inmanta_sandbox_state{extension="looper",state="failed"}`),
     1,
   );
-  assert.deepEqual(await guests("looper"), [], "no guest left running");
+  assert.deepEqual(await guestPids("looper"), [], "no guest left running");
   const after = await getJson(`${test.url}/api/v2/looper/pid`);
   assert.equal(after.status, 503);
   assert.equal(after.headers.get("retry-after"), null);
@@ -147,7 +117,7 @@ mode = ${mode}
     const crashed = await fetch(`${test.url}/api/v2/shifty/crash`, { method: "POST" });
     await crashed.body?.cancel();
     const failed = await eventually(async () => {
-      const e = await extension(test.url, "shifty");
+      const e = await extensionStatus(test.url, "shifty");
       return e.restarts === 1 && !/restarting (in|now)/.test(e.reason ?? "") ? e : undefined;
     }, "shifty to fail its restart");
     assert.equal(failed.status, "failed");
@@ -160,7 +130,7 @@ mode = ${mode}
     const one = await getJson(`${test.url}/api/v2/shifty/one`);
     assert.equal(one.status, 503, JSON.stringify(one.body));
     assert.equal(one.headers.get("retry-after"), null, "it stays failed");
-    assert.deepEqual(await guests("shifty"), []);
+    assert.deepEqual(await guestPids("shifty"), []);
   });
 }
 
@@ -193,7 +163,7 @@ permissions = write=${dir}
 `,
   });
   const first = (await getJson(`${test.url}/api/v2/slowpoke/pid`)).body.data as number;
-  assert.deepEqual(await guests("slowpoke"), [first]);
+  assert.deepEqual(await guestPids("slowpoke"), [first]);
   Deno.kill(first, "SIGKILL");
   const third = await eventually(async () => {
     const answer = await getJson(`${test.url}/api/v2/slowpoke/pid`);
@@ -201,14 +171,14 @@ permissions = write=${dir}
   }, "slowpoke to serve again");
   assert.notEqual(third, first);
   assert.equal(await Deno.readTextFile(join(dir, "runs")), "3");
-  const e = await extension(test.url, "slowpoke");
+  const e = await extensionStatus(test.url, "slowpoke");
   assert.equal(e.status, "loaded");
   assert.equal(e.restarts, 2);
   assert.equal(
     e.last_failure,
     "restart 1 failed: slice slowpoke.main did not finish start within 1s",
   );
-  assert.deepEqual(await guests("slowpoke"), [third], "the hung guest was ended");
+  assert.deepEqual(await guestPids("slowpoke"), [third], "the hung guest was ended");
 });
 
 const PLAIN = `import { handle, method, ServerSlice } from "@inmanta/server";
@@ -232,12 +202,12 @@ Deno.test("restart attack: a guest whose folder vanished cannot be started again
   await Deno.remove(dir, { recursive: true });
   Deno.kill(pid, "SIGKILL");
   const failed = await eventually(async () => {
-    const e = await extension(test.url, "vanish");
+    const e = await extensionStatus(test.url, "vanish");
     return e.status === "failed" && !/restarting (in|now)/.test(e.reason ?? "") ? e : undefined;
   }, "vanish to stay failed");
   assert.match(failed.reason ?? "", /stays failed/);
   assert.equal((await getJson(`${test.url}/api/v2/health`)).status, 503);
-  assert.deepEqual(await guests("vanish"), []);
+  assert.deepEqual(await guestPids("vanish"), []);
 });
 
 /**
@@ -363,7 +333,7 @@ Deno.test("restart attack: after a restart static content serves again, the sche
     const again = await tasks();
     return again.length === 1 && again[0].runs > ran ? true : undefined;
   }, "busy's task to run again");
-  assert.deepEqual((await guests("busy")).length, 1);
+  assert.deepEqual((await guestPids("busy")).length, 1);
 });
 
 /** Crashes on request; counts its starts in a file; its second start never ends. */
@@ -400,7 +370,7 @@ permissions = write=${dir}
     );
     const server = serve(["--config", cfg, "--port", "0"], [root.path], { write: [dir] });
     const url = /server running at (\S+)/.exec(await server.line(/server running at/))![1];
-    const first = await guests("stubborn");
+    const first = await guestPids("stubborn");
     assert.equal(first.length, 1);
     const crashed = await fetch(`${url}/api/v2/stubborn/crash`, { method: "POST" });
     await crashed.body?.cancel();
@@ -420,7 +390,7 @@ permissions = write=${dir}
     assert.match(server.stderr(), /server stopped/);
     assert.doesNotMatch(after, /starting a new guest|serves again/, server.stderr());
     await eventually(
-      async () => (await guests("stubborn")).length === 0 ? true : undefined,
+      async () => (await guestPids("stubborn")).length === 0 ? true : undefined,
       "no stubborn guest to be left",
     );
   });
@@ -512,7 +482,7 @@ Deno.test("restart attack: a worker that fails with restart = on-failure stays f
   assert.deepEqual((await getJson(`${test.url}/api/v2/fragile/ping`)).body, { data: "pong" });
   await getJson(`${test.url}/api/v2/fragile/boom`, { method: "POST" });
   const failed = await eventually(async () => {
-    const e = await extension(test.url, "fragile");
+    const e = await extensionStatus(test.url, "fragile");
     return e.status === "failed" ? e : undefined;
   }, "fragile to fail");
   assert.equal(failed.restarts, 0);
@@ -564,8 +534,8 @@ permissions = write=${dir}
     const answer = await getJson(`${test.url}/api/v2/early/pid`);
     return answer.status === 200 ? answer.body.data as number : undefined;
   }, "early to serve");
-  assert.deepEqual(await guests("early"), [pid]);
-  const e = await extension(test.url, "early");
+  assert.deepEqual(await guestPids("early"), [pid]);
+  const e = await extensionStatus(test.url, "early");
   assert.equal(e.status, "loaded");
   assert.equal(e.restarts, 1);
   assert.equal(e.last_failure, "exited with code 4");
@@ -590,14 +560,14 @@ Deno.test("restart attack: a guest whose module no longer imports (edited meanwh
   await Deno.writeTextFile(join(dir, "extension.ts"), "export function setup( {\n");
   Deno.kill(pid, "SIGKILL");
   const failed = await eventually(async () => {
-    const e = await extension(test.url, "vanish");
+    const e = await extensionStatus(test.url, "vanish");
     return e.status === "failed" && !/restarting (in|now)/.test(e.reason ?? "") ? e : undefined;
   }, "vanish to stay failed");
   assert.match(
     failed.reason ?? "",
     /^it could not be set up again: .*extension\.ts.*; it stays failed after 2 failures within 300s$/,
   );
-  assert.deepEqual(await guests("vanish"), []);
+  assert.deepEqual(await guestPids("vanish"), []);
 });
 
 /** Writes thousands of lines a second straight to its stderr, across a restart. */
@@ -722,12 +692,12 @@ memory_limit = 32
 `,
   });
   const failed = await eventually(async () => {
-    const e = await extension(test.url, "hog");
+    const e = await extensionStatus(test.url, "hog");
     return /stays failed/.test(e.reason ?? "") ? e : undefined;
   }, "hog to stay failed");
   assert.equal(failed.restarts, 1);
   assert.match(failed.last_failure ?? "", /^heap limit of 32 MiB reached|^resident memory/);
-  assert.deepEqual(await guests("hog"), []);
+  assert.deepEqual(await guestPids("hog"), []);
 });
 
 /** Holds a transaction open on request; a second one waits for it; counts rows. */

@@ -11,7 +11,15 @@ import { registerCoreOptions } from "../src/core/options.ts";
 import { registerExtensionOptions } from "../src/extensions/loader.ts";
 import { Backoff, restartPolicy } from "../src/sandbox/restart.ts";
 import { GuestCounts } from "../src/sandbox/guest_counts.ts";
-import { getJson, guestPids, startServer, tempDir, writeExtension } from "./helpers.ts";
+import {
+  eventually,
+  extensionStatus,
+  getJson,
+  guestPids,
+  startServer,
+  tempDir,
+  writeExtension,
+} from "./helpers.ts";
 
 Deno.test("restart: the delay doubles from 1 s to 60 s, and too many failures in the window end it", () => {
   const backoff = new Backoff({ maxFailures: 10, windowSeconds: 1000 });
@@ -112,30 +120,6 @@ class Caller extends ServerSlice {
 export function setup(app) { app.registerSlice(new Caller("caller.main")); }
 `;
 
-/** Polls `check` until it returns a value: the server restarts on its own time. */
-async function eventually<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-type Extension = {
-  name: string;
-  status: string;
-  reason: string | null;
-  restarts: number;
-  last_failure: string | null;
-};
-
-async function extension(url: string, name: string): Promise<Extension> {
-  const status = await getJson(`${url}/api/v1/serverstatus`);
-  return (status.body.data as { extensions: Extension[] }).extensions.find((e) => e.name === name)!;
-}
-
 for (const callerIsolation of ["process", "none"]) {
   Deno.test(`restart: a process guest killed from outside serves again; a Remote from ${callerIsolation} reaches it`, async () => {
     await using root = await tempDir();
@@ -182,8 +166,8 @@ for (const callerIsolation of ["process", "none"]) {
     assert.notEqual(again, pid, "a new guest serves");
     assert.deepEqual((await getJson(`${test.url}/api/v2/caller/pid`)).body, { data: again });
     assert.equal((await getJson(`${test.url}/api/v2/health`)).status, 200);
-    assert.deepEqual(await extension(test.url, "phoenix"), {
-      ...(await extension(test.url, "phoenix")),
+    assert.deepEqual(await extensionStatus(test.url, "phoenix"), {
+      ...(await extensionStatus(test.url, "phoenix")),
       status: "loaded",
       reason: null,
       restarts: 1,
@@ -232,7 +216,7 @@ permissions = write=${dir}
   assert.equal(crashed.status, 503);
 
   const failed = await eventually(async () => {
-    const e = await extension(test.url, "doomed");
+    const e = await extensionStatus(test.url, "doomed");
     return /stays failed/.test(e.reason ?? "") ? e : undefined;
   }, "doomed to stay failed");
   assert.equal(failed.status, "failed");
@@ -286,13 +270,13 @@ restart = on-failure
   const pid = (await getJson(`${test.url}/api/v2/phoenix/pid`)).body.data as number;
   Deno.kill(pid, "SIGKILL"); // phoenix is not restarted: it stays failed
   await eventually(async () => {
-    const e = await extension(test.url, "phoenix");
+    const e = await extensionStatus(test.url, "phoenix");
     return e.status === "failed" ? e : undefined;
   }, "phoenix to fail");
   const [caller] = await guestPids("caller");
   Deno.kill(caller, "SIGKILL");
   const failed = await eventually(async () => {
-    const e = await extension(test.url, "caller");
+    const e = await extensionStatus(test.url, "caller");
     return /stays failed/.test(e.reason ?? "") ? e : undefined;
   }, "caller to stay failed");
   assert.equal(
