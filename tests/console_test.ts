@@ -143,7 +143,7 @@ Deno.test({
     cpuSeconds: 1.25,
     rssBytes: 64 * 2 ** 20,
     heapUsedBytes: 12 * 2 ** 20,
-    state: "running",
+    state: "restarting",
     restarts: 2,
     startedAt: Date.now() - 60_000,
     lastFailure: "heap limit reached",
@@ -188,7 +188,7 @@ Deno.test({
   assert.match(p99, /^\d+(\.\d+)? (µs|ms)$/);
   assert.equal(cpu, "0.0%");
   assert.equal(memory, "64.0 MiB (heap 12.0 MiB)");
-  assert.equal(restarts, "2");
+  assert.equal(restarts, "2 (restarting)");
   assert.equal(lastFailure, "heap limit reached");
   assert.ok(seen.chart.points >= 3 && seen.chart.painted > 0, JSON.stringify(seen.chart));
   assert.match(seen.chart.label, /^ops: requests per second over the last 5 minutes, peak /);

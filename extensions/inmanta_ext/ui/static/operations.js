@@ -139,7 +139,12 @@ export function renderOperations(summary, el, now = Date.now()) {
         { class: "num memory" },
         s ? `${mib(s.rssBytes)} (heap ${mib(s.heapUsedBytes)})` : "in server",
       ),
-      el("td", { class: "num restarts" }, s ? String(s.restarts) : "—"),
+      // A sandbox that is not serving says so beside its count: restarting, failed, starting.
+      el(
+        "td",
+        { class: "num restarts" },
+        s ? (s.state === "running" ? String(s.restarts) : `${s.restarts} (${s.state})`) : "—",
+      ),
       el(
         "td",
         { class: "last-failure" },
