@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ProtocolError } from "../errors.ts";
 import type { ToGuest } from "./messages.ts";
 
 /** An answer waited for. */
@@ -24,6 +25,8 @@ interface OpenStream {
   controller: ReadableStreamDefaultController<Uint8Array>;
   /** Resolves the pull waiting for the next chunk. */
   pulled: () => void;
+  /** A pull was sent and its chunk has not come yet. */
+  asked: boolean;
 }
 
 /**
@@ -79,13 +82,14 @@ export class Exchange {
   stream(id: number): ReadableStream<Uint8Array> {
     return new ReadableStream<Uint8Array>({
       start: (controller) => {
-        this.#streams.set(id, { controller, pulled: () => {} });
+        this.#streams.set(id, { controller, pulled: () => {}, asked: false });
       },
       pull: () => {
         const open = this.#streams.get(id);
         if (!open || this.#ended) return;
         const { promise, resolve } = Promise.withResolvers<void>();
         open.pulled = resolve;
+        open.asked = true;
         this.#send({ t: "pull", id });
         return promise;
       },
@@ -96,11 +100,24 @@ export class Exchange {
     }, { highWaterMark: 0 });
   }
 
-  /** A chunk of streamed response `id`. */
+  /**
+   * A chunk of streamed response `id`, which must answer a pull: the server queues only what
+   * its client reads, and a guest pushing chunks unasked would fill the server's memory.
+   *
+   * @throws {ProtocolError} `sandbox.message` for a chunk nobody pulled
+   */
   chunk(id: number, body: ArrayBuffer): void {
     const open = this.#streams.get(id);
-    open?.controller.enqueue(new Uint8Array(body));
-    open?.pulled();
+    if (!open) return; // cancelled meanwhile: what was on its way is dropped
+    if (!open.asked) {
+      throw new ProtocolError(
+        "sandbox.message",
+        `it sent a chunk of stream ${id} that was not asked for`,
+      );
+    }
+    open.asked = false;
+    open.controller.enqueue(new Uint8Array(body));
+    open.pulled();
   }
 
   /** The end of streamed response `id`; `error` when the guest's stream failed. */
