@@ -503,6 +503,42 @@ export function removeSharedState(): void {
   }
 }
 
+/**
+ * Takes from a Worker guest what Deno lets any code do to its own process without a permission,
+ * which in a Worker is the server's: signal it (`Deno.kill(Deno.pid)`, `process.kill`), move its
+ * working directory into a folder the guest may read (its own), or start Workers whose fresh
+ * scope has neither guard. Locked (not writable, not configurable) before the extension's code
+ * runs. `node:worker_threads` still starts Workers: the README says what worker mode cannot hold.
+ */
+export function guardSharedProcess(): void {
+  const self = Deno.pid;
+  const refuse = (what: string): never => {
+    throw new Deno.errors.NotCapable(
+      `${what} is refused: this extension runs in the server's process (isolation = worker)`,
+    );
+  };
+  const lock = (target: object, name: string, value: unknown) =>
+    Object.defineProperty(target, name, { value, writable: false, configurable: false });
+  const kill = Deno.kill;
+  lock(Deno, "kill", (pid: number, signal?: Deno.Signal) => {
+    if (pid === self) refuse(`Deno.kill(${pid})`);
+    return kill(pid, signal);
+  });
+  lock(Deno, "chdir", () => refuse("Deno.chdir()"));
+  const nodeKill = process.kill.bind(process);
+  lock(process, "kill", (pid: number, signal?: string | number) => {
+    if (pid === self) refuse(`process.kill(${pid})`);
+    return nodeKill(pid, signal);
+  });
+  for (const name of ["Worker", "SharedWorker"]) {
+    try {
+      delete (globalThis as Record<string, unknown>)[name];
+    } catch {
+      // not configurable here
+    }
+  }
+}
+
 /** `server.sandbox_log_rate` as the guest's configuration has it (core's default otherwise). */
 function logRate(config: Config): number {
   try {

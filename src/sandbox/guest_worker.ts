@@ -6,7 +6,7 @@
  * @module
  */
 import "../mod.ts";
-import { Guest, removeSharedState } from "./guest.ts";
+import { guardSharedProcess, Guest, removeSharedState } from "./guest.ts";
 import type { Batch } from "./messages.ts";
 
 const scope = globalThis as unknown as {
@@ -14,5 +14,6 @@ const scope = globalThis as unknown as {
   onmessage: ((event: MessageEvent<Batch>) => void) | null;
 };
 removeSharedState();
+guardSharedProcess();
 const guest = new Guest({ post: (batch) => scope.postMessage(batch, batch.buffers) });
 scope.onmessage = (event) => guest.receive(event.data);

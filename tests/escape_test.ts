@@ -1,0 +1,288 @@
+/**
+ * A fresh attacker's attempts against a real server, in `process` mode and then `worker` mode:
+ * extensions granted nothing (or a narrow grant) try to reach files, processes, the network, the
+ * server's state and other extensions. Each attempt must fail inside the attacker only; the
+ * server and another extension go on.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { getJson, guestPids, PROJECT, startServer, tempDir, writeExtension } from "./helpers.ts";
+
+const VICTIM = `import { handle, method, ServerSlice } from "@inmanta/server";
+export const hi = method({ path: "/victim", operation: "GET" });
+class Victim extends ServerSlice { @handle(hi) hi() { return "ok"; } }
+export function setup(app) { app.registerSlice(new Victim("victim.main")); }
+`;
+
+/** Polls `check` until it returns a value (the server changes state on its own time). */
+async function eventually<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+type Extension = { name: string; status: string; reason: string | null };
+
+/** Extension `name` as serverstatus lists it. */
+async function extension(url: string, name: string): Promise<Extension> {
+  const status = await getJson(`${url}/api/v1/serverstatus`);
+  const list = (status.body.data as { extensions: Extension[] }).extensions;
+  return list.find((e) => e.name === name)!;
+}
+
+/**
+ * Frames a batch as a process guest's channel does (length, JSON length, buffer count, buffer
+ * lengths, JSON, buffers), or posts it as a Worker guest's does: raw access to the channel.
+ */
+const FORGE = `
+function forge(messages, buffers = []) {
+  const batch = { json: JSON.stringify(messages), buffers };
+  if (typeof WorkerGlobalScope !== "undefined") return globalThis.postMessage(batch);
+  const json = new TextEncoder().encode(batch.json);
+  const head = 4 * (3 + buffers.length);
+  const size = head + json.length + buffers.reduce((n, b) => n + b.byteLength, 0);
+  const frame = new Uint8Array(size);
+  const view = new DataView(frame.buffer);
+  view.setUint32(0, size - 4);
+  view.setUint32(4, json.length);
+  view.setUint32(8, buffers.length);
+  buffers.forEach((b, i) => view.setUint32(12 + 4 * i, b.byteLength));
+  frame.set(json, head);
+  let at = head + json.length;
+  for (const b of buffers) { frame.set(new Uint8Array(b), at); at += b.byteLength; }
+  for (let done = 0; done < frame.length;) done += Deno.stdout.writeSync(frame.subarray(done));
+}
+`;
+
+/**
+ * Answers with a stream, then pushes chunks nobody pulled for every request id it may have had:
+ * the server would queue them all (the client reads nothing) until its memory runs out.
+ */
+const FLOODER = `import { handle, method, ServerSlice } from "@inmanta/server";
+${FORGE}
+export const flood = method({ path: "/flood", operation: "GET" });
+class Flooder extends ServerSlice {
+  @handle(flood) flood() {
+    const body = new ReadableStream({ pull() { return new Promise(() => {}); } });
+    setTimeout(() => {
+      const mib = new ArrayBuffer(1 << 20);
+      for (let round = 0; round < 8; round++) {
+        forge(Array.from({ length: 32 }, (_, i) => ({ t: "chunk", id: i + 1, body: 0 })), [mib]);
+      }
+    }, 100);
+    return new Response(body);
+  }
+}
+export function setup(app) { app.registerSlice(new Flooder("flooder.main")); }
+`;
+
+for (const isolation of ["process", "worker"] as const) {
+  Deno.test(`escape [${isolation}]: chunks pushed without a pull fail the guest, not the server's memory`, async () => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "victim", VICTIM);
+    await writeExtension(root.path, "flooder", FLOODER);
+    await using test = await startServer({
+      roots: [root.path],
+      enable: ["victim", "flooder"],
+      isolation,
+    });
+    // The client never reads the body: every chunk the server accepted would stay queued.
+    const response = await fetch(`${test.url}/api/v2/flood`);
+    assert.equal(response.status, 200);
+    const failed = await eventually(async () => {
+      const e = await extension(test.url, "flooder");
+      return e.status === "failed" ? e : undefined;
+    }, "the flooder to fail");
+    assert.match(failed.reason!, /chunk of stream \d+ that was not asked for/);
+    await response.body?.cancel().catch(() => {});
+    const victim = await getJson(`${test.url}/api/v2/victim`);
+    assert.deepEqual([victim.status, victim.body], [200, { data: "ok" }]);
+  });
+}
+
+/**
+ * Every attempt an extension granted nothing makes at what is not its own: files of another
+ * extension, of the server, its state and /proc; imports and fetches of files (JSON, text,
+ * modules, the server's own modules not loaded in the guest), Workers from another folder or
+ * with more permissions; the server's port; spawning and signalling; the environment; FFI;
+ * writes; system information; permission prompts. Each answers what it got.
+ */
+function prober(targets: Record<string, string>): string {
+  return `import { handle, method, ServerSlice } from "@inmanta/server";
+import process from "node:process";
+import { z } from "@inmanta/server/zod";
+const T = ${JSON.stringify(targets)};
+export const probe = method({
+  path: "/probe", operation: "GET",
+  args: z.object({ pid: z.coerce.number(), port: z.coerce.number(), other: z.coerce.number() }),
+});
+async function attempt(fn) {
+  try { return "GOT: " + String(JSON.stringify(await fn())).slice(0, 200); }
+  catch (e) { return "refused: " + e?.name + ": " + String(e?.message).split("\\n")[0].slice(0, 200); }
+}
+const worker = (url, options) => new Promise((resolve, reject) => {
+  const w = new Worker(url, { type: "module", ...options });
+  w.onmessage = (e) => { resolve(e.data); w.terminate(); };
+  w.onerror = (e) => { e.preventDefault(); reject(new Error(e.message)); w.terminate(); };
+});
+class Prober extends ServerSlice {
+  @handle(probe) async probe({ pid, port, other }) {
+    const victim = T.victim, server = "127.0.0.1:" + port;
+    const attempts = {
+      readVictim: () => Deno.readTextFile(victim + "/secret.json"),
+      readThroughDotDot: () => Deno.readTextFile(T.own + "/../victim/secret.json"),
+      readConfig: () => Deno.readTextFile(T.config),
+      listStateDir: () => Array.fromAsync(Deno.readDir(T.state)),
+      readEmbeddedDatabase: () => Deno.readFile(T.state + "/data/victim.sqlite3"),
+      readServerEnviron: () => Deno.readTextFile("/proc/" + pid + "/environ"),
+      readServerCmdline: () => Deno.readTextFile("/proc/" + pid + "/cmdline"),
+      readOwnEnviron: () => Deno.readTextFile("/proc/self/environ"),
+      statPasswd: () => Deno.stat("/etc/passwd"),
+      realPathVictim: () => Deno.realPath(victim),
+      importJson: () => import("file://" + victim + "/secret.json", { with: { type: "json" } }),
+      importPasswdAsJson: () => import("file:///etc/passwd", { with: { type: "json" } }),
+      importText: () => import("file://" + victim + "/secret.json", { with: { type: "text" } }),
+      importModule: () => import("file://" + victim + "/leak.ts"),
+      importServerModule: () => import("file://" + T.project + "/src/auth/token_cli.ts"),
+      importConfigAsJson: () => import("file://" + T.config, { with: { type: "json" } }),
+      fetchFile: () => fetch("file://" + victim + "/secret.json").then((r) => r.text()),
+      workerFromVictim: () => worker("file://" + victim + "/leak.ts"),
+      workerWithMorePermissions: () => worker(
+        "data:text/javascript," + encodeURIComponent("postMessage(Deno.readTextFileSync('/etc/hostname'))"),
+        { deno: { permissions: { read: true } } },
+      ),
+      connectServer: () => Deno.connect({ hostname: "127.0.0.1", port }),
+      fetchServer: () => fetch("http://" + server + "/api/v1/serverstatus").then((r) => r.status),
+      webSocketServer: () => new Promise((resolve, reject) => {
+        const ws = new WebSocket("ws://" + server + "/");
+        ws.onopen = () => resolve("open");
+        ws.onerror = (e) => reject(new Error(e.message));
+      }),
+      listen: () => Deno.listen({ port: 0 }).addr,
+      listenUnix: () => Deno.listen({ transport: "unix", path: T.own + "/s.sock" }).addr,
+      spawn: () => new Deno.Command("ps").output(),
+      signalOtherGuest: () => Deno.kill(other, "SIGCONT"),
+      signalServer: () => Deno.kill(pid, "SIGCONT"),
+      nodeSignalServer: () => process.kill(pid, "SIGCONT"),
+      readEnvironment: () => Deno.env.toObject(),
+      nodeEnvironment: () => ({ ...process.env }),
+      setEnvironment: () => Deno.env.set("INMANTA_SERVER_BIND_PORT", "1"),
+      dlopen: () => Deno.dlopen("libc.so.6", {}),
+      writeVictim: () => Deno.writeTextFile(victim + "/pwn.txt", "x"),
+      writeOwnFolder: () => Deno.writeTextFile(T.own + "/pwn.txt", "x"),
+      makeTempDir: () => Deno.makeTempDir(),
+      symlinkOut: () => Deno.symlink("/etc", T.own + "/etc"),
+      chmodOwn: () => Deno.chmod(T.own + "/extension.ts", 0o777),
+      hostname: () => Deno.hostname(),
+      memoryInfo: () => Deno.systemMemoryInfo(),
+      networkInterfaces: () => Deno.networkInterfaces(),
+      askForRead: () => Deno.permissions.request({ name: "read" }).then((s) =>
+        s.state === "granted" ? "granted" : Promise.reject(new Error(s.state))
+      ),
+      openKv: () => Deno.openKv(),
+    };
+    const out = {};
+    for (const [name, fn] of Object.entries(attempts)) out[name] = await attempt(fn);
+    return out;
+  }
+}
+export function setup(app) { app.registerSlice(new Prober("prober.main")); }
+`;
+}
+
+for (const isolation of ["process", "worker"] as const) {
+  Deno.test(`escape [${isolation}]: an extension granted nothing reaches nothing outside itself`, async () => {
+    await using root = await tempDir();
+    const victim = await writeExtension(root.path, "victim", VICTIM, {
+      "secret.json": '{"secret": "S3CRET"}',
+      "leak.ts":
+        'export const secret = "S3CRET"; if (typeof WorkerGlobalScope !== "undefined") postMessage(secret);',
+    });
+    const own = join(root.path, "inmanta_ext", "prober");
+    const state = join(root.path, "state");
+    await Deno.mkdir(join(state, "data"), { recursive: true });
+    await Deno.writeTextFile(join(state, "data", "victim.sqlite3"), "S3CRET");
+    const config = join(root.path, "server.json");
+    await Deno.writeTextFile(config, '{"secret": "S3CRET"}');
+    await writeExtension(
+      root.path,
+      "prober",
+      prober({ victim, own, state, config, project: PROJECT.replace(/\/$/, "") }),
+    );
+    await using test = await startServer({
+      roots: [root.path],
+      enable: ["victim", "prober"],
+      isolation,
+      config: `[server]\nstate_dir = ${state}\n`,
+    });
+    const cwd = Deno.cwd();
+    // The victim's own process (a sibling of the prober's) or, for a Worker, the server's.
+    const other = isolation === "process" ? (await guestPids("victim"))[0] : Deno.pid;
+    const r = await getJson(
+      `${test.url}/api/v2/probe?pid=${Deno.pid}&port=${new URL(test.url).port}&other=${other}`,
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const got = Object.entries(r.body.data as Record<string, string>)
+      .filter(([, outcome]) => !outcome.startsWith("refused: "));
+    assert.deepEqual(got, [], "what the prober got");
+    assert.equal(JSON.stringify(r.body).includes("S3CRET"), false, "no secret in any error");
+    assert.equal(Deno.cwd(), cwd);
+    await assert.rejects(Deno.stat(join(own, "pwn.txt")), Deno.errors.NotFound);
+    const after = await getJson(`${test.url}/api/v2/victim`);
+    assert.deepEqual([after.status, after.body], [200, { data: "ok" }]);
+    assert.notEqual((await extension(test.url, "prober")).status, "failed");
+  });
+}
+
+Deno.test("escape [worker]: a Worker guest cannot signal the server's process nor move its working directory", async () => {
+  await using root = await tempDir();
+  await writeExtension(root.path, "victim", VICTIM);
+  await writeExtension(
+    root.path,
+    "mover",
+    `import { handle, method, ServerSlice } from "@inmanta/server";
+import process from "node:process";
+export const go = method({ path: "/mover", operation: "POST" });
+class Mover extends ServerSlice {
+  @handle(go) go() {
+    const out = [];
+    const own = new URL(".", import.meta.url).pathname;
+    for (const [name, fn] of [
+      // Deno lets any code signal its own process: a Worker's is the server's.
+      ["Deno.kill", () => Deno.kill(Deno.pid, "SIGCONT")],
+      ["process.kill", () => process.kill(process.pid, "SIGCONT")],
+      // Its own folder is readable, so Deno lets it become the working directory.
+      ["Deno.chdir", () => Deno.chdir(own)],
+      ["redefine", () => Object.defineProperty(Deno, "chdir", { value: () => {} })],
+      ["Worker", () => new Worker("data:text/javascript,Deno.chdir(" + JSON.stringify(own) + ")", { type: "module" })],
+    ]) {
+      try { fn(); out.push(name + ": done"); } catch (e) { out.push(name + ": " + e.name); }
+    }
+    return out;
+  }
+}
+export function setup(app) { app.registerSlice(new Mover("mover.main")); }
+`,
+  );
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["victim", "mover"],
+    isolation: "worker",
+  });
+  const cwd = Deno.cwd();
+  const r = await getJson(`${test.url}/api/v2/mover`, { method: "POST" });
+  assert.deepEqual(r.body.data, [
+    "Deno.kill: NotCapable",
+    "process.kill: NotCapable",
+    "Deno.chdir: NotCapable",
+    "redefine: TypeError",
+    "Worker: ReferenceError",
+  ]);
+  assert.equal(Deno.cwd(), cwd);
+  const after = await getJson(`${test.url}/api/v2/victim`);
+  assert.deepEqual([after.status, after.body], [200, { data: "ok" }]);
+});
