@@ -184,6 +184,9 @@ class Prober extends ServerSlice {
         s.state === "granted" ? "granted" : Promise.reject(new Error(s.state))
       ),
       openKv: () => Deno.openKv(),
+      // Stored in the server's Deno cache folder: the Cache API has no quota, Web Storage has.
+      cacheApi: () => caches.open("x").then((c) => c.put("https://a/", new Response("x"))),
+      storageBeyondQuota: () => localStorage.setItem("x", "y".repeat(11 << 20)),
     };
     const out = {};
     for (const [name, fn] of Object.entries(attempts)) out[name] = await attempt(fn);

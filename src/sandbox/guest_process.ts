@@ -9,6 +9,10 @@ import "../mod.ts";
 import { encodeFrame, FrameReader } from "./channel.ts";
 import { Guest } from "./guest.ts";
 
+// The Cache API has no quota in Deno: a guest granted nothing would fill the disk holding the
+// server's module cache and state (Web Storage stays: Deno caps it at 10 MB per origin).
+delete (globalThis as { caches?: unknown }).caches;
+
 const writer = Deno.stdout.writable.getWriter();
 const guest = new Guest({
   post: (batch) => {
