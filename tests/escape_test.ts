@@ -289,3 +289,80 @@ export function setup(app) { app.registerSlice(new Mover("mover.main")); }
   const after = await getJson(`${test.url}/api/v2/victim`);
   assert.deepEqual([after.status, after.body], [200, { data: "ok" }]);
 });
+
+/**
+ * Raw frames on the channel, well-formed but naming what is not the guest's: a log record under
+ * another extension's name, mounts over another's route and around everything, a service call
+ * made in another slice's name. `step` picks the forgery; each is sent after start.
+ */
+const FORGER = `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
+${FORGE}
+export const go = method({ path: "/forge", operation: "POST", args: z.object({ step: z.string() }) });
+class Forger extends ServerSlice {
+  @handle(go) go({ step }) {
+    const steps = {
+      log: [{ t: "log", level: "error", source: "victim.main", message: "forged by the forger" }],
+      mounts: ["/api/v2/victim", "/", "/api", "/api/v1/serverstatus"].map((location) => ({ t: "mount", slice: "forger.main", location, start: false })),
+      svc: [{ t: "svc", id: 1, from: "victim.main", to: "core.server", member: "getServerStatus", body: 0 }],
+    };
+    setTimeout(() => forge(steps[step], [new ArrayBuffer(3)]), 50);
+    return step;
+  }
+}
+export function setup(app) { app.registerSlice(new Forger("forger.main")); }
+`;
+
+for (const isolation of ["process", "worker"] as const) {
+  Deno.test(`escape [${isolation}]: forged frames speak for the forger only`, async () => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "victim", VICTIM);
+    await writeExtension(root.path, "forger", FORGER);
+    await using test = await startServer({
+      roots: [root.path],
+      enable: ["victim", "forger"],
+      isolation,
+      config: "[server]\nboot_failure = continue\n",
+    });
+    const forge = (step: string) =>
+      getJson(`${test.url}/api/v2/forge`, { method: "POST", body: JSON.stringify({ step }) });
+    const victimAnswers = async () => {
+      const r = await getJson(`${test.url}/api/v2/victim`);
+      assert.deepEqual([r.status, r.body], [200, { data: "ok" }]);
+    };
+
+    assert.equal((await forge("log")).status, 200);
+    const record = await eventually(
+      () => Promise.resolve(test.logs.find((r) => r.message === "forged by the forger")),
+      "the forged record",
+    );
+    assert.match(record.source, /^forger\./, "logged under the forger's name");
+
+    assert.equal((await forge("mounts")).status, 200);
+    // Whether the mounts were refused or the forger failed, nothing it mounted answers.
+    await eventually(async () => {
+      const status = await getJson(`${test.url}/api/v1/serverstatus`);
+      return status.status === 200 ? true : undefined;
+    }, "serverstatus");
+    await victimAnswers();
+    const root200 = await fetch(`${test.url}/api/v3/anything`);
+    await root200.body?.cancel();
+    assert.notEqual(root200.status, 200);
+
+    // Mounts go through the same ownership checks as the API's: the forger serves nothing of
+    // another's, whether or not they were refused.
+    assert.notEqual((await extension(test.url, "forger")).status, "failed");
+    assert.equal((await forge("svc")).status, 200);
+    const failed = await eventually(async () => {
+      const e = await extension(test.url, "forger");
+      return e.status === "failed" ? e : undefined;
+    }, "the forger to fail");
+    // Before, this rejected a promise nobody awaited: the whole server process ended.
+    assert.match(
+      failed.reason!,
+      /svc could not be handled: it named slice victim\.main, which is not one of its own/,
+    );
+    await victimAnswers();
+    assert.notEqual((await extension(test.url, "victim")).status, "failed");
+  });
+}

@@ -298,7 +298,9 @@ export class Sandbox {
         return pending.resolve(value);
       }
       case "svc":
-        return void this.#relay(message);
+        // Checked here, not in #relay: thrown there it would be an unhandled rejection, which
+        // ends the server's process instead of failing this guest.
+        return void this.#relay(message, this.#proxy(message.from));
       case "db":
         return void this.#database(message);
       case "compat": {
@@ -382,8 +384,7 @@ export class Sandbox {
   }
 
   /** A service call from one of this guest's slices, carried to the slice it calls. */
-  async #relay(message: Extract<FromGuest, { t: "svc" }>): Promise<void> {
-    const from = this.#proxy(message.from);
+  async #relay(message: Extract<FromGuest, { t: "svc" }>, from: ProxySlice): Promise<void> {
     const channel = this.#channel;
     let answer: Extract<ToGuest, { t: "svcres" }>;
     try {
