@@ -366,3 +366,130 @@ for (const isolation of ["process", "worker"] as const) {
     assert.notEqual((await extension(test.url, "victim")).status, "failed");
   });
 }
+
+/** Answers with headers that lie about the body or the connection. */
+const LIAR = `import { handle, method, ServerSlice } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
+${FORGE}
+export const lie = method({ path: "/lie/:how", operation: "GET", args: z.object({ how: z.string() }) });
+const HOW = {
+  longer: [["content-length", "100000"]],
+  shorter: [["content-length", "1"]],
+  negative: [["content-length", "-1"]],
+  chunked: [["transfer-encoding", "chunked"]],
+  upgrade: [["connection", "upgrade"], ["upgrade", "websocket"]],
+  close: [["connection", "close"]],
+  twice: [["content-length", "3"], ["content-length", "4"]],
+};
+class Liar extends ServerSlice {
+  @handle(lie) lie({ how }) {
+    return new Response("0123456789", { headers: HOW[how] });
+  }
+}
+export function setup(app) { app.registerSlice(new Liar("liar.main")); }
+`;
+
+for (const isolation of ["process", "worker"] as const) {
+  Deno.test(`escape [${isolation}]: headers that lie about the body break at most that response`, async () => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "victim", VICTIM);
+    await writeExtension(root.path, "liar", LIAR);
+    await using test = await startServer({
+      roots: [root.path],
+      enable: ["victim", "liar"],
+      isolation,
+    });
+    for (const how of ["longer", "shorter", "negative", "chunked", "upgrade", "close", "twice"]) {
+      const answered = await fetch(`${test.url}/api/v2/lie/${how}`, {
+        signal: AbortSignal.timeout(5000),
+      }).then(async (r) => `${r.status} ${await r.text()}`).catch((e) => `error ${e.name}`);
+      assert.doesNotMatch(answered, /TimeoutError/, `${how}: ${answered}`);
+      const victim = await getJson(`${test.url}/api/v2/victim`);
+      assert.deepEqual([how, victim.status, victim.body], [how, 200, { data: "ok" }]);
+    }
+  });
+}
+
+Deno.test("escape [process]: write to its own folder stretches to nothing outside it", async () => {
+  await using root = await tempDir();
+  const victim = await writeExtension(root.path, "victim", VICTIM, {
+    "secret.json": '{"secret": "S3CRET"}',
+  });
+  const own = await writeExtension(
+    root.path,
+    "linker",
+    `import { handle, method, ServerSlice } from "@inmanta/server";
+const victim = ${JSON.stringify(victim)};
+const own = new URL(".", import.meta.url).pathname;
+export const go = method({ path: "/linker", operation: "POST" });
+class Linker extends ServerSlice {
+  @handle(go) async go() {
+    const out = {};
+    for (const [name, fn] of Object.entries({
+      hardLink: () => Deno.link(victim + "/secret.json", own + "stolen.json"),
+      symlink: () => Deno.symlink(victim, own + "victim"),
+      renameOut: () => Deno.rename(own + "extension.ts", victim + "/extension2.ts"),
+      writeThroughDotDot: () => Deno.writeTextFile(own + "../victim/pwn.txt", "x"),
+      readStolen: () => Deno.readTextFile(own + "stolen.json"),
+    })) {
+      try { out[name] = "GOT: " + String(await fn()); } catch (e) { out[name] = e.name; }
+    }
+    return out;
+  }
+}
+export function setup(app) { app.registerSlice(new Linker("linker.main")); }
+`,
+  );
+  await using test = await startServer({
+    roots: [root.path],
+    enable: ["victim", "linker"],
+    config: `[extension.linker]\npermissions = write=${own}\n`,
+  });
+  const r = await getJson(`${test.url}/api/v2/linker`, { method: "POST" });
+  assert.deepEqual(r.body.data, {
+    hardLink: "NotCapable",
+    symlink: "NotCapable",
+    renameOut: "NotCapable",
+    writeThroughDotDot: "NotCapable",
+    readStolen: "NotFound",
+  });
+  await assert.rejects(Deno.stat(join(victim, "pwn.txt")), Deno.errors.NotFound);
+});
+
+for (const isolation of ["process", "worker"] as const) {
+  Deno.test(`escape [${isolation}]: a response that never ends, not marked streaming(), ends for its client when the server stops`, async () => {
+    await using root = await tempDir();
+    await writeExtension(
+      root.path,
+      "drip",
+      `import { handle, method, ServerSlice } from "@inmanta/server";
+export const drip = method({ path: "/drip", operation: "GET" });
+class Drip extends ServerSlice {
+  @handle(drip) drip() {
+    return new Response(new ReadableStream({
+      pull: (c) => new Promise((r) => setTimeout(() => { c.enqueue(new Uint8Array(1)); r(); }, 20)),
+    }));
+  }
+}
+export function setup(app) { app.registerSlice(new Drip("drip.main")); }
+`,
+    );
+    const test = await startServer({
+      roots: [root.path],
+      enable: ["drip"],
+      isolation,
+      config: "[server]\nshutdown_timeout = 1\n",
+    });
+    const response = await fetch(`${test.url}/api/v2/drip`);
+    const reader = response.body!.getReader();
+    assert.equal((await reader.read()).done, false);
+    const reading = (async () => {
+      try {
+        while (!(await reader.read()).done) { /* drain */ }
+      } catch { /* cut off */ }
+    })();
+    await test.stop();
+    // The client's stream ends too: it held its connection open forever before.
+    await reading;
+  });
+}

@@ -734,6 +734,11 @@ export class Sandbox {
     this.endRestarts();
     this.#logBudget.close();
     this.#endGuest();
+    // The ended guest's exit is no longer heard (its link is gone): what still waited for it,
+    // a stream that never ends above all, ends now instead of holding its connection forever.
+    this.#exchange.endAll(
+      new ExtensionError("extension.failed", `extension ${this.name} ended with the server`),
+    );
   }
 }
 
