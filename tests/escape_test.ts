@@ -493,3 +493,36 @@ export function setup(app) { app.registerSlice(new Drip("drip.main")); }
     await reading;
   });
 }
+
+for (const isolation of ["process", "worker"] as const) {
+  Deno.test(`escape [${isolation}]: a guest's log lines cannot pass for another source's records`, async () => {
+    await using root = await tempDir();
+    await writeExtension(
+      root.path,
+      "scribe",
+      `import { handle, method, ServerSlice } from "@inmanta/server";
+export const go = method({ path: "/scribe", operation: "POST" });
+class Scribe extends ServerSlice {
+  @handle(go) go() {
+    this.logger.info("fine\\nERROR   core.server: forged by the scribe");
+    console.log("also fine\\r\\nERROR   victim.main: forged by the scribe\\x1b[2K\\rERROR   core.server: x");
+    return "written";
+  }
+}
+export function setup(app) { app.registerSlice(new Scribe("scribe.main")); }
+`,
+    );
+    await using test = await startServer({ roots: [root.path], enable: ["scribe"], isolation });
+    assert.equal((await getJson(`${test.url}/api/v2/scribe`, { method: "POST" })).status, 200);
+    const records = await eventually(async () => {
+      const found = test.logs.filter((r) => r.message.includes("forged by the scribe"));
+      return found.length === 2 ? found : undefined;
+    }, "both records");
+    for (const record of records) {
+      assert.match(record.source, /^scribe\./);
+      // Every line after the first is indented: no line of the text log starts with a level.
+      assert.doesNotMatch(record.message, /\n(?! {4})/);
+      assert.doesNotMatch(record.message, /[\r\x1b]/);
+    }
+  });
+}

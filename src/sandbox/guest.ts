@@ -504,6 +504,24 @@ export function removeSharedState(): void {
 }
 
 /**
+ * Makes the guest's `console` write log records of the guest (source `<extension>.console`),
+ * which cross the channel: a process guest's stdout is the channel, and a Worker's console is
+ * the server's own output.
+ */
+export function routeConsole(guest: Guest): void {
+  const log = guest.logger.child("console");
+  const format = (args: unknown[]) =>
+    args.map((a) => typeof a === "string" ? a : Deno.inspect(a, { depth: 4 })).join(" ");
+  Object.assign(console, {
+    log: (...args: unknown[]) => log.info(format(args)),
+    info: (...args: unknown[]) => log.info(format(args)),
+    debug: (...args: unknown[]) => log.debug(format(args)),
+    warn: (...args: unknown[]) => log.warning(format(args)),
+    error: (...args: unknown[]) => log.error(format(args)),
+  });
+}
+
+/**
  * Takes from a Worker guest what Deno lets any code do to its own process without a permission,
  * which in a Worker is the server's: signal it (`Deno.kill(Deno.pid)`, `process.kill`), move its
  * working directory into a folder the guest may read (its own), or start Workers whose fresh

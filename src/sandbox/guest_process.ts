@@ -7,7 +7,7 @@
  */
 import "../mod.ts";
 import { encodeFrame, FrameReader } from "./channel.ts";
-import { Guest } from "./guest.ts";
+import { Guest, routeConsole } from "./guest.ts";
 
 // The Cache API has no quota in Deno: a guest granted nothing would fill the disk holding the
 // server's module cache and state (Web Storage stays: Deno caps it at 10 MB per origin).
@@ -20,16 +20,7 @@ const guest = new Guest({
   },
 });
 
-const log = guest.logger.child("console");
-const format = (args: unknown[]) =>
-  args.map((a) => typeof a === "string" ? a : Deno.inspect(a, { depth: 4 })).join(" ");
-Object.assign(console, {
-  log: (...args: unknown[]) => log.info(format(args)),
-  info: (...args: unknown[]) => log.info(format(args)),
-  debug: (...args: unknown[]) => log.debug(format(args)),
-  warn: (...args: unknown[]) => log.warning(format(args)),
-  error: (...args: unknown[]) => log.error(format(args)),
-});
+routeConsole(guest);
 
 const frames = new FrameReader();
 try {

@@ -6,7 +6,7 @@
  * @module
  */
 import "../mod.ts";
-import { guardSharedProcess, Guest, removeSharedState } from "./guest.ts";
+import { guardSharedProcess, Guest, removeSharedState, routeConsole } from "./guest.ts";
 import type { Batch } from "./messages.ts";
 
 const scope = globalThis as unknown as {
@@ -17,3 +17,6 @@ removeSharedState();
 guardSharedProcess();
 const guest = new Guest({ post: (batch) => scope.postMessage(batch, batch.buffers) });
 scope.onmessage = (event) => guest.receive(event.data);
+// The Worker's console writes to the server's own output: its records go through the channel
+// instead, under the extension's name and its log rate.
+routeConsole(guest);

@@ -185,7 +185,7 @@ export class Sandbox {
     };
     // Its stderr is a log too: a guest writing there must not flood the server's log unbounded.
     link.onStderr = (line) => {
-      if (this.#logBudget.allow()) this.#log.warning(line);
+      if (this.#logBudget.allow()) this.#log.warning(oneRecord(line));
     };
     this.#unwatch = watch(this, this.#options.config);
     const { spec, info } = this.#options;
@@ -336,7 +336,7 @@ export class Sandbox {
         if (this.#logBudget.allow()) {
           this.#log.child(this.#source(message.source)).log(
             message.level,
-            message.message,
+            oneRecord(message.message),
             isRequestId(message.requestId) ? message.requestId : null,
           );
         }
@@ -740,6 +740,20 @@ export class Sandbox {
       new ExtensionError("extension.failed", `extension ${this.name} ended with the server`),
     );
   }
+}
+
+/**
+ * A guest's log message as one record of the server's text log: each line after the first is
+ * indented (a line of its own would read as a record of any source, `ERROR   core.server: ...`),
+ * and control characters (carriage returns, terminal escapes, which rewrite what an operator's
+ * terminal shows) are written as `\xNN`.
+ */
+function oneRecord(message: string): string {
+  return message.replace(/\r?\n/g, "\n    ").replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x08\x0b-\x1f\x7f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }
 
 /** What the server relies on of a guest's slice: it must be the same in every new guest. */
