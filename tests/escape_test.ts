@@ -522,7 +522,93 @@ export function setup(app) { app.registerSlice(new Scribe("scribe.main")); }
       assert.match(record.source, /^scribe\./);
       // Every line after the first is indented: no line of the text log starts with a level.
       assert.doesNotMatch(record.message, /\n(?! {4})/);
-      assert.equal(/\r|\u001b/.test(record.message), false);
+      assert.equal(record.message.includes("\r") || record.message.includes("\u001b"), false);
     }
+  });
+}
+
+/**
+ * Service calls in flight that hold their arguments in the server's memory: the callee (its own
+ * other slice) never answers. `shared`: one 8 MiB argument sent once, named by 64 calls of one
+ * batch (each call unpacked its own copy: the server grew by 1.4 GiB). `many`: 80 calls, each
+ * with its own 1 MiB, in two batches, not waiting for any answer.
+ */
+const AMPLIFIER = `import { handle, method, ServerSlice, service } from "@inmanta/server";
+import { z } from "@inmanta/server/zod";
+import { serialize } from "node:v8";
+${FORGE}
+export const go = method({ path: "/amplify", operation: "POST", args: z.object({ how: z.string() }) });
+class Sink extends ServerSlice {
+  @service hold() { return new Promise(() => {}); }
+}
+const call = (id, body) => ({ t: "svc", id, from: "amplifier.main", to: "amplifier.sink", member: "hold", body });
+const argument = (bytes) => {
+  const packed = serialize([new Uint8Array(bytes)]);
+  return packed.buffer.slice(packed.byteOffset, packed.byteOffset + packed.byteLength);
+};
+class Amplifier extends ServerSlice {
+  getDependencies() { return ["amplifier.sink"]; }
+  @handle(go) go({ how }) {
+    setTimeout(() => {
+      if (how === "shared") {
+        forge(Array.from({ length: 64 }, (_, i) => call(1000 + i, 0)), [argument(8 << 20)]);
+      } else {
+        for (let batch = 0; batch < 2; batch++) {
+          forge(
+            Array.from({ length: 40 }, (_, i) => call(2000 + 40 * batch + i, i)),
+            Array.from({ length: 40 }, () => argument(1 << 20)),
+          );
+        }
+      }
+    }, 50);
+    return how;
+  }
+}
+export function setup(app) {
+  app.registerSlice(new Sink("amplifier.sink"));
+  app.registerSlice(new Amplifier("amplifier.main"));
+}
+`;
+
+for (const isolation of ["process", "worker"] as const) {
+  Deno.test(`escape [${isolation}]: service calls in flight cannot fill the server's memory`, async (t) => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "victim", VICTIM);
+    await writeExtension(root.path, "amplifier", AMPLIFIER);
+    await using test = await startServer({
+      roots: [root.path],
+      enable: ["victim", "amplifier"],
+      isolation,
+    });
+    const amplify = (how: string) =>
+      getJson(`${test.url}/api/v2/amplify`, { method: "POST", body: JSON.stringify({ how }) });
+    const victimAnswers = async () => {
+      const victim = await getJson(`${test.url}/api/v2/victim`);
+      assert.deepEqual([victim.status, victim.body], [200, { data: "ok" }]);
+    };
+
+    await t.step("at most 64 MiB of arguments in flight: the rest are refused", async () => {
+      assert.equal((await amplify("many")).status, 200);
+      const warning = await eventually(
+        () =>
+          Promise.resolve(
+            test.logs.find((r) => /^too many service calls in flight/.test(r.message)),
+          ),
+        "the refusal",
+      );
+      assert.match(warning.message, /from extension amplifier \(at most 1000 .*64 MiB/);
+      assert.notEqual((await extension(test.url, "amplifier")).status, "failed");
+      await victimAnswers();
+    });
+
+    await t.step("one body named by many messages fails the guest", async () => {
+      assert.equal((await amplify("shared")).status, 200);
+      const failed = await eventually(async () => {
+        const e = await extension(test.url, "amplifier");
+        return e.status === "failed" ? e : undefined;
+      }, "the amplifier to fail");
+      assert.match(failed.reason!, /its body 0 is named by more than one message/);
+      await victimAnswers();
+    });
   });
 }

@@ -382,6 +382,22 @@ export function decodeGuestBatch(value: unknown): FromGuest[] {
   if (!Array.isArray(messages)) {
     throw new ProtocolError("sandbox.message", "invalid batch: not a list of messages");
   }
+  // Each body belongs to one message: a buffer named by many would be unpacked once for each
+  // (a 60 MiB argument sent once, held in the server's memory by a thousand service calls).
+  const used = new Set<unknown>();
+  for (const message of messages) {
+    const index = typeof message === "object" && message !== null && "body" in message
+      ? (message as { body: unknown }).body
+      : undefined;
+    if (typeof index !== "number") continue;
+    if (used.has(index)) {
+      throw new ProtocolError(
+        "sandbox.message",
+        `invalid batch: its body ${index} is named by more than one message`,
+      );
+    }
+    used.add(index);
+  }
   return messages.map((message) => parseGuestMessage(withBody(message, checked.data.buffers)));
 }
 

@@ -176,6 +176,7 @@ export class Sandbox {
     const channel = new Channel<ToGuest>((batch) => link.post(batch), true);
     this.#channel = channel;
     this.#exchange = new Exchange((message) => channel.send(message));
+    this.#relaying = { calls: 0, bytes: 0 };
     // What a guest that was ended says or does no longer counts: a new one may run already.
     link.onBatch = (batch) => {
       if (link === this.#link) this.#take(batch);
@@ -383,9 +384,48 @@ export class Sandbox {
     return proxy;
   }
 
+  /** What the server carries for this guest now (service calls, statements): count, bytes. */
+  #relaying = { calls: 0, bytes: 0 };
+
+  /**
+   * Whether the server takes one more service call or statement of `bytes` from this guest:
+   * each holds its arguments in the server's memory until it ends, and a guest need not wait
+   * for its answers, so what is in flight at once is bounded ({@link RELAY_LIMIT}). Undefined
+   * when taken (release it with {@link #release}); else the error to answer with.
+   */
+  #admit(bytes: number, what: string): string | undefined {
+    const relaying = this.#relaying;
+    if (relaying.calls < RELAY_LIMIT.calls && relaying.bytes + bytes <= RELAY_LIMIT.bytes) {
+      relaying.calls++;
+      relaying.bytes += bytes;
+      return undefined;
+    }
+    const error =
+      `too many ${what} in flight from extension ${this.name} (at most ${RELAY_LIMIT.calls} service calls and statements, ${
+        RELAY_LIMIT.bytes / 2 ** 20
+      } MiB of arguments)`;
+    if (!this.#overRelayLimit) {
+      this.#overRelayLimit = true;
+      this.#log.warning(`${error}: the server refuses more until some end`);
+    }
+    return error;
+  }
+
+  #release(relaying: { calls: number; bytes: number }, bytes: number): void {
+    relaying.calls--;
+    relaying.bytes -= bytes;
+    if (relaying.calls === 0) this.#overRelayLimit = false;
+  }
+
   /** A service call from one of this guest's slices, carried to the slice it calls. */
   async #relay(message: Extract<FromGuest, { t: "svc" }>, from: ProxySlice): Promise<void> {
     const channel = this.#channel;
+    const bytes = message.body.byteLength;
+    const relaying = this.#relaying;
+    const refused = this.#admit(bytes, "service calls");
+    if (refused) {
+      return this.#answer(channel, { t: "svcres", id: message.id, error: refused, body: null });
+    }
     let answer: Extract<ToGuest, { t: "svcres" }>;
     try {
       const args = unpackValue(message.body);
@@ -394,9 +434,14 @@ export class Sandbox {
       answer = { t: "svcres", id: message.id, body: packValue(result) };
     } catch (error) {
       answer = { t: "svcres", id: message.id, error: describeError(error), body: null };
+    } finally {
+      this.#release(relaying, bytes);
     }
     this.#answer(channel, answer);
   }
+
+  /** Whether the guest was told (in the log) that it passed {@link RELAY_LIMIT}. */
+  #overRelayLimit = false;
 
   /**
    * A request of the guest for its own database: the host checks it and runs it on this
@@ -404,6 +449,12 @@ export class Sandbox {
    */
   async #database(message: Extract<FromGuest, { t: "db" }>): Promise<void> {
     const channel = this.#channel;
+    const bytes = message.body.byteLength;
+    const relaying = this.#relaying;
+    const refused = this.#admit(bytes, "statements");
+    if (refused) {
+      return this.#answer(channel, { t: "dbres", id: message.id, error: refused, body: null });
+    }
     let answer: Extract<ToGuest, { t: "dbres" }>;
     try {
       const host = this.#options.database();
@@ -416,6 +467,8 @@ export class Sandbox {
       answer = { t: "dbres", id: message.id, body: packValue(response) };
     } catch (error) {
       answer = { t: "dbres", id: message.id, error: describeError(error), body: null };
+    } finally {
+      this.#release(relaying, bytes);
     }
     this.#answer(channel, answer);
   }
@@ -741,6 +794,12 @@ export class Sandbox {
     );
   }
 }
+
+/**
+ * Service calls one guest may have in flight through the server at once, and the bytes of
+ * their arguments: past them, a call is answered with an error at once.
+ */
+const RELAY_LIMIT = { calls: 1000, bytes: 64 * 2 ** 20 } as const;
 
 /**
  * A guest's log message as one record of the server's text log: each line after the first is
