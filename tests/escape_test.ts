@@ -612,3 +612,48 @@ for (const isolation of ["process", "worker"] as const) {
     });
   });
 }
+
+for (const isolation of ["process", "worker"] as const) {
+  Deno.test(`escape [${isolation}]: the configuration a guest sees holds no secret, registered or not`, async () => {
+    await using root = await tempDir();
+    await writeExtension(root.path, "victim", VICTIM);
+    await writeExtension(
+      root.path,
+      "reader",
+      `import { handle, method, ServerSlice } from "@inmanta/server";
+let config;
+export const go = method({ path: "/reader", operation: "GET" });
+class Reader extends ServerSlice {
+  @handle(go) go() {
+    return JSON.stringify([...config.snapshot()].map(([s, o]) => [s, [...o]]));
+  }
+}
+export function setup(app) { config = app.config; app.registerSlice(new Reader("reader.main")); }
+`,
+    );
+    await using test = await startServer({
+      roots: [root.path],
+      enable: ["victim", "reader"],
+      isolation,
+      config: `[auth_jwt_default]
+key = S3CRET-default
+[auth_jwt_keycloak]
+key = S3CRET-keycloak
+[database]
+password = S3CRET-database
+[notifications]
+smtp_password = S3CRET-smtp
+api_token = S3CRET-token
+[extension.victim]
+anything = S3CRET-victim
+[extension.reader]
+mine = visible
+`,
+    });
+    const r = await getJson(`${test.url}/api/v2/reader`);
+    assert.equal(r.status, 200);
+    const seen = r.body.data as string;
+    assert.match(seen, /"mine",\{"value":"visible"/);
+    assert.deepEqual(seen.match(/S3CRET-[a-z]+/g) ?? [], []);
+  });
+}

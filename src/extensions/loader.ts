@@ -17,7 +17,7 @@ import type { SandboxMetrics } from "../metrics/sandboxes.ts";
 import type { MigrationOutcome } from "../database/migrations.ts";
 import type { Logger } from "../log.ts";
 import type { ServerSlice } from "../slices/slice.ts";
-import { guestEnvironment } from "../sandbox/environment.ts";
+import { guestEnvironment, looksSecret } from "../sandbox/environment.ts";
 import {
   checkGrantWithin,
   denoFlags,
@@ -387,12 +387,17 @@ function inmantaEnvironment(config: Config): Record<string, string> {
 
 /**
  * The configuration a guest gets: no secrets (the token signing key), and no other extension's
- * section, where they keep their own secrets.
+ * section, where they keep their own secrets. Options nobody registered (an `[auth_jwt_other]`
+ * key, a section another tool reads) are judged by their names, as environment variables are.
  */
 function guestConfig(config: Config, name: string): [string, [string, unknown][]][] {
+  const own = `extension.${name}`;
   return [...config.snapshot({ secrets: false })]
-    .filter(([section]) => !section.startsWith("extension.") || section === `extension.${name}`)
-    .map(([s, o]) => [s, [...o]]);
+    .filter(([section]) => !section.startsWith("extension.") || section === own)
+    .map(([s, o]) => [
+      s,
+      [...o].filter(([option]) => s === own || !looksSecret(envName(s, option))),
+    ]);
 }
 
 /**

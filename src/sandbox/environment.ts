@@ -18,6 +18,15 @@ export interface EnvironmentPolicy {
 /** Names that look like a secret: kept out of every other section, registered or not. */
 const SECRET_LOOKING = /(PASSWORD|SECRET|TOKEN|_KEY$|_KEY_)/;
 
+/**
+ * Whether an option's variable name looks like it holds a secret (`*PASSWORD*`, `*SECRET*`,
+ * `*TOKEN*`, `*_KEY`): such options of other sections than its own reach no guest, registered
+ * as secret or not.
+ */
+export function looksSecret(variable: string): boolean {
+  return SECRET_LOOKING.test(variable);
+}
+
 /** The prefix of an extension's own variables, `INMANTA_EXTENSION_<NAME>_`. */
 function prefixOf(extension: string): string {
   return `INMANTA_EXTENSION_${extension.toUpperCase()}_`;
