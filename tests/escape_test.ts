@@ -69,10 +69,12 @@ class Flooder extends ServerSlice {
   @handle(flood) flood() {
     const body = new ReadableStream({ pull() { return new Promise(() => {}); } });
     setTimeout(() => {
-      const mib = new ArrayBuffer(1 << 20);
-      for (let round = 0; round < 8; round++) {
-        forge(Array.from({ length: 32 }, (_, i) => ({ t: "chunk", id: i + 1, body: 0 })), [mib]);
-      }
+      // Every id it may have been given, twice in one batch: the server takes a batch whole,
+      // so the second chunk of its stream comes before the server could pull again.
+      forge(
+        Array.from({ length: 1024 }, (_, i) => ({ t: "chunk", id: (i >> 1) + 1, body: i })),
+        Array.from({ length: 1024 }, () => new ArrayBuffer(1024)),
+      );
     }, 100);
     return new Response(body);
   }
@@ -260,6 +262,10 @@ class Mover extends ServerSlice {
       ["process.kill", () => process.kill(process.pid, "SIGCONT")],
       // Its own folder is readable, so Deno lets it become the working directory.
       ["Deno.chdir", () => Deno.chdir(own)],
+      ["Deno.permissions.request", () => Deno.permissions.requestSync({ name: "read" })],
+      // The server's terminal and log.
+      ["Deno.stderr", () => Deno.stderr.writeSync(new TextEncoder().encode("ERROR   core.server: forged\\n"))],
+      ["Deno.stdin", () => Deno.stdin.setRaw(true)],
       ["redefine", () => Object.defineProperty(Deno, "chdir", { value: () => {} })],
       ["Worker", () => new Worker("data:text/javascript,Deno.chdir(" + JSON.stringify(own) + ")", { type: "module" })],
     ]) {
@@ -282,6 +288,9 @@ export function setup(app) { app.registerSlice(new Mover("mover.main")); }
     "Deno.kill: NotCapable",
     "process.kill: NotCapable",
     "Deno.chdir: NotCapable",
+    "Deno.permissions.request: NotCapable",
+    "Deno.stderr: NotCapable",
+    "Deno.stdin: NotCapable",
     "redefine: TypeError",
     "Worker: ReferenceError",
   ]);

@@ -524,8 +524,8 @@ export function routeConsole(guest: Guest): void {
 /**
  * Takes from a Worker guest what Deno lets any code do to its own process without a permission,
  * which in a Worker is the server's: signal it (`Deno.kill(Deno.pid)`, `process.kill`), move its
- * working directory into a folder the guest may read (its own), or start Workers whose fresh
- * scope has neither guard. Locked (not writable, not configurable) before the extension's code
+ * working directory into a folder the guest may read (its own), prompt at its terminal for more
+ * permissions, use its standard streams, or start Workers whose fresh scope has no guard. Locked (not writable, not configurable) before the extension's code
  * runs. `node:worker_threads` still starts Workers: the README says what worker mode cannot hold.
  */
 export function guardSharedProcess(): void {
@@ -543,6 +543,16 @@ export function guardSharedProcess(): void {
     return kill(pid, signal);
   });
   lock(Deno, "chdir", () => refuse("Deno.chdir()"));
+  // A prompt would ask the operator at the server's terminal, in the server's name.
+  lock(Deno.permissions, "request", () => refuse("Deno.permissions.request()"));
+  lock(Deno.permissions, "requestSync", () => refuse("Deno.permissions.requestSync()"));
+  // The server's own standard streams: its terminal, its log (the console goes to the channel).
+  for (const stream of ["stdin", "stdout", "stderr"]) {
+    Object.defineProperty(Deno, stream, {
+      get: () => refuse(`Deno.${stream}`),
+      configurable: false,
+    });
+  }
   const nodeKill = process.kill.bind(process);
   lock(process, "kill", (pid: number, signal?: string | number) => {
     if (pid === self) refuse(`process.kill(${pid})`);
