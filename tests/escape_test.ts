@@ -266,6 +266,7 @@ class Mover extends ServerSlice {
       // The server's terminal and log.
       ["Deno.stderr", () => Deno.stderr.writeSync(new TextEncoder().encode("ERROR   core.server: forged\\n"))],
       ["Deno.stdin", () => Deno.stdin.setRaw(true)],
+      ["internals", () => Deno[Deno.internal].core.ops],
       ["redefine", () => Object.defineProperty(Deno, "chdir", { value: () => {} })],
       ["Worker", () => new Worker("data:text/javascript,Deno.chdir(" + JSON.stringify(own) + ")", { type: "module" })],
     ]) {
@@ -291,6 +292,7 @@ export function setup(app) { app.registerSlice(new Mover("mover.main")); }
     "Deno.permissions.request: NotCapable",
     "Deno.stderr: NotCapable",
     "Deno.stdin: NotCapable",
+    "internals: TypeError",
     "redefine: TypeError",
     "Worker: ReferenceError",
   ]);

@@ -535,7 +535,7 @@ export function guardSharedProcess(): void {
       `${what} is refused: this extension runs in the server's process (isolation = worker)`,
     );
   };
-  const lock = (target: object, name: string, value: unknown) =>
+  const lock = (target: object, name: string | symbol, value: unknown) =>
     Object.defineProperty(target, name, { value, writable: false, configurable: false });
   const kill = Deno.kill;
   lock(Deno, "kill", (pid: number, signal?: Deno.Signal) => {
@@ -543,6 +543,8 @@ export function guardSharedProcess(): void {
     return kill(pid, signal);
   });
   lock(Deno, "chdir", () => refuse("Deno.chdir()"));
+  // Deno's internals (`core.ops` among them) would reach the operations behind these guards.
+  lock(Deno, (Deno as unknown as { internal: symbol }).internal, undefined);
   // A prompt would ask the operator at the server's terminal, in the server's name.
   lock(Deno.permissions, "request", () => refuse("Deno.permissions.request()"));
   lock(Deno.permissions, "requestSync", () => refuse("Deno.permissions.requestSync()"));
