@@ -6,33 +6,22 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getJson, guestPids, PROJECT, startServer, tempDir, writeExtension } from "./helpers.ts";
+import {
+  eventually,
+  extensionStatus as extension,
+  getJson,
+  guestPids,
+  PROJECT,
+  startServer,
+  tempDir,
+  writeExtension,
+} from "./helpers.ts";
 
 const VICTIM = `import { handle, method, ServerSlice } from "@inmanta/server";
 export const hi = method({ path: "/victim", operation: "GET" });
 class Victim extends ServerSlice { @handle(hi) hi() { return "ok"; } }
 export function setup(app) { app.registerSlice(new Victim("victim.main")); }
 `;
-
-/** Polls `check` until it returns a value (the server changes state on its own time). */
-async function eventually<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-type Extension = { name: string; status: string; reason: string | null };
-
-/** Extension `name` as serverstatus lists it. */
-async function extension(url: string, name: string): Promise<Extension> {
-  const status = await getJson(`${url}/api/v1/serverstatus`);
-  const list = (status.body.data as { extensions: Extension[] }).extensions;
-  return list.find((e) => e.name === name)!;
-}
 
 /**
  * Frames a batch as a process guest's channel does (length, JSON length, buffer count, buffer
