@@ -140,6 +140,19 @@ export class Exchange {
     }
   }
 
+  /**
+   * Ends every open stream with `fault`, and nothing else: what waits for an answer keeps its
+   * own deadline. For a guest ended on purpose (the server stops), whose exit nobody hears.
+   */
+  endStreams(fault: Error): void {
+    const streams = [...this.#streams.values()];
+    this.#streams.clear();
+    for (const open of streams) {
+      open.controller.error(fault);
+      open.pulled();
+    }
+  }
+
   /** The guest ended: everything waited for fails with `fault`, and nothing more is sent. */
   endAll(fault: Error): void {
     this.#ended = true;

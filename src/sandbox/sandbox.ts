@@ -787,9 +787,9 @@ export class Sandbox {
     this.endRestarts();
     this.#logBudget.close();
     this.#endGuest();
-    // The ended guest's exit is no longer heard (its link is gone): what still waited for it,
-    // a stream that never ends above all, ends now instead of holding its connection forever.
-    this.#exchange.endAll(
+    // The ended guest's exit is no longer heard (its link is gone): a stream it still sent, one
+    // that never ends above all, ends now instead of holding its connection open forever.
+    this.#exchange.endStreams(
       new ExtensionError("extension.failed", `extension ${this.name} ended with the server`),
     );
   }
