@@ -4,7 +4,8 @@
  * cost of a path can be read without a browser.
  *
  * Run: `deno run -A bench/profile.ts [--target=endpoint|greeting|404|static|body64|raw|raw-body64]
- * [--duration=5s]` (`body<KiB>`: a POST of that many KiB of JSON).
+ * [--duration=5s] [--isolation=none|worker|process]` (`body<KiB>`: a POST of that many KiB of
+ * JSON; `--isolation`: the extensions' mode, `none` by default; the profile is the server's side).
  */
 import { join } from "node:path";
 import { writeExtensions } from "./load.ts";
@@ -15,6 +16,7 @@ const flag = (name: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const TARGET = flag("target") ?? "endpoint";
 const DURATION = flag("duration") ?? "5s";
+const ISOLATION = flag("isolation") ?? "none";
 const PATHS: Record<string, string> = {
   raw: "/api/v2/ext7/item3/abc",
   endpoint: "/api/v2/ext7/item3/abc",
@@ -44,7 +46,7 @@ if (import.meta.main) {
     config,
     `[server]\nenabled_extensions = ${names.join(",")}\n` +
       `extension_path = ${root}:${join(PROJECT, "extensions")}\n` +
-      names.map((n) => `[extension.${n}]\nisolation = none\n`).join(""),
+      names.map((n) => `[extension.${n}]\nisolation = ${ISOLATION}\n`).join(""),
   );
   const profiles = join(root, "profiles");
   const args = TARGET.startsWith("raw")
