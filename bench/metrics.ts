@@ -17,29 +17,9 @@ import { ServerMetrics } from "../src/metrics/registry.ts";
 import { instrument, LATENCY_BUCKETS } from "../src/metrics/routes.ts";
 import type { Route } from "../src/protocol/routes.ts";
 import { withRequestIds } from "../src/requests.ts";
-import { INTERNALS } from "../src/slices/slice.ts";
-import { method, ServerSlice } from "@inmanta/server";
-import { z } from "@inmanta/server/zod";
+import { benchRoutes } from "./routes_fixture.ts";
 
-const ROUTES = 200;
-const methods = Array.from({ length: ROUTES }, (_, i) =>
-  method({
-    path: `/ext${i % 20}/item${i}/:id`,
-    operation: "GET",
-    args: z.object({ id: z.string() }),
-  }));
-
-class Bench extends ServerSlice {
-  constructor(i: number) {
-    super(`ext${i}.bench`);
-    this[INTERNALS].setStatus("started");
-  }
-}
-const routes: Route[] = methods.map((m, i) => ({
-  method: m,
-  handler: { method: m, call: (args: unknown) => ({ id: (args as { id: string }).id }) },
-  slice: new Bench(i % 20),
-}));
+const routes: Route[] = benchRoutes();
 
 function app(instrumentWith?: (route: Route, endpoint: Endpoint) => Endpoint): FetchHandler {
   return buildApp({

@@ -7,11 +7,8 @@ import { buildApp } from "../src/http/api.ts";
 import { StaticTable } from "../src/http/static.ts";
 import { Logger } from "../src/log.ts";
 
-import { INTERNALS } from "../src/slices/slice.ts";
-import { method, ServerSlice } from "@inmanta/server";
-import { z } from "@inmanta/server/zod";
+import { benchRoutes, ROUTES } from "./routes_fixture.ts";
 
-const ROUTES = 200;
 const plain = new Hono();
 for (let i = 0; i < ROUTES; i++) {
   plain.get(
@@ -20,24 +17,7 @@ for (let i = 0; i < ROUTES; i++) {
   );
 }
 
-const methods = Array.from({ length: ROUTES }, (_, i) =>
-  method({
-    path: `/ext${i % 20}/item${i}/:id`,
-    operation: "GET",
-    args: z.object({ id: z.string() }),
-  }));
-
-class Bench extends ServerSlice {
-  constructor(i: number) {
-    super(`ext${i}.bench`);
-    this[INTERNALS].setStatus("started");
-  }
-}
-const routes = methods.map((m, i) => {
-  const slice = new Bench(i % 20);
-  const handler = { method: m, call: (args: unknown) => ({ id: (args as { id: string }).id }) };
-  return { method: m, handler, slice };
-});
+const routes = benchRoutes();
 const ours = buildApp({
   routes,
   statics: new StaticTable(),
