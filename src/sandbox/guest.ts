@@ -223,7 +223,7 @@ export class Guest {
     );
     this.#config = config;
     this.#logBudget.close();
-    this.#logBudget = this.#budget(logRate(config));
+    this.#logBudget = this.#budget(message.logRate);
     const registry = new Registry(config);
     this.#registry = registry;
     const spec: ExtensionSpec = {
@@ -566,14 +566,5 @@ export function guardSharedProcess(): void {
     } catch {
       // not configurable here
     }
-  }
-}
-
-/** `server.sandbox_log_rate` as the guest's configuration has it (core's default otherwise). */
-function logRate(config: Config): number {
-  try {
-    return config.int("server", "sandbox_log_rate");
-  } catch {
-    return 1000; // only set values cross; core's options are not registered in a guest
   }
 }

@@ -1,7 +1,8 @@
 /**
- * How many log records a guest may write per second (`server.sandbox_log_rate`): a guest writing
- * a million lines must not slow the server's log for everyone else. What is dropped is counted
- * and reported once the second is over.
+ * A guest's log as the server writes it: how many records it may write per second
+ * (`server.sandbox_log_rate`: a guest writing a million lines must not slow the server's log for
+ * everyone else; what is dropped is counted and reported once the second is over), and each
+ * message as one record of the server's log.
  *
  * @module
  */
@@ -68,4 +69,18 @@ export class LogBudget {
     this.#report(this.#dropped);
     this.#dropped = 0;
   }
+}
+
+/**
+ * A guest's log message as one record of the server's text log: each line after the first is
+ * indented (a line of its own would read as a record of any source, `ERROR   core.server: ...`),
+ * and control characters (carriage returns, terminal escapes, which rewrite what an operator's
+ * terminal shows) are written as `\xNN`.
+ */
+export function oneRecord(message: string): string {
+  return message.replace(/\r?\n/g, "\n    ").replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x08\x0b-\x1f\x7f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }

@@ -76,6 +76,8 @@ export type ToGuest =
     version?: string;
     coreRange?: string;
     manifest?: string;
+    /** Log records a second the server takes from it (`server.sandbox_log_rate`). */
+    logRate: number;
   }
   /**
    * A lifecycle phase; `until` is the deadline (ms since epoch); with prestart, `slices` (every

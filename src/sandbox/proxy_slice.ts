@@ -59,13 +59,12 @@ export class ProxySlice extends ServerSlice {
   /**
    * @param descriptor the slice as its guest described it (checked by the sandbox)
    * @param port its sandbox
-   * @param shape its endpoints, services and dependencies, to compare a restarted guest's with
    */
-  constructor(descriptor: SliceDescriptor, port: GuestPort, shape = "") {
+  constructor(descriptor: SliceDescriptor, port: GuestPort) {
     super(descriptor.name);
     this.#descriptor = descriptor;
     this.#port = port;
-    this.shape = shape;
+    this.#shape = shape(descriptor);
     for (const handled of descriptor.handles) {
       const definition = ProxySlice.method(handled);
       const key = routeKey(definition);
@@ -86,8 +85,15 @@ export class ProxySlice extends ServerSlice {
     internals.retryAfter = () => port.retryAfter();
   }
 
-  /** What a new guest's slice of this name must declare again (see the sandbox's `shape`). */
-  readonly shape: string;
+  readonly #shape: string;
+
+  /**
+   * Whether a new guest's slice of this name declares what the server relies on as this one
+   * did: the routes, the service checks and the start order were built from it.
+   */
+  declaresAsBefore(descriptor: SliceDescriptor): boolean {
+    return shape(descriptor) === this.#shape;
+  }
 
   /** Locations this proxy forwards already (a restarted guest announces them again). */
   readonly #mounted = new Set<string>();
@@ -142,4 +148,14 @@ export class ProxySlice extends ServerSlice {
   override scheduledTasks(): ScheduledTaskInfo[] {
     return this.#port.tasks[this.name] ?? [];
   }
+}
+
+/** What the server relies on of a guest's slice: its dependencies, endpoints and services. */
+function shape(slice: SliceDescriptor): string {
+  return JSON.stringify([
+    [...slice.dependencies].sort(),
+    [...slice.dependedBy].sort(),
+    slice.handles.map((m) => `${m.operation} v${m.apiVersion} ${m.path}`).sort(),
+    [...slice.services].sort(),
+  ]);
 }

@@ -75,11 +75,6 @@ export class Backoff {
     return this.#failures.length;
   }
 
-  /** The limits. */
-  get policy(): RestartPolicy {
-    return this.#policy;
-  }
-
   /**
    * Records a failure at `now` (ms): the delay in ms before the next start, or undefined when
    * the failures in the window reached the limit and the sandbox stays failed.

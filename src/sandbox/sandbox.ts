@@ -35,14 +35,14 @@ import {
   type FromGuest,
   packValue,
   rebuild,
-  type SliceDescriptor,
   type SlicePhase,
   type ToGuest,
   unpackValue,
 } from "./messages.ts";
 import { AnswerTimeout, Exchange } from "./exchange.ts";
 import { GuestCounts } from "./guest_counts.ts";
-import { LogBudget } from "./log_budget.ts";
+import { LogBudget, oneRecord } from "./log_budget.ts";
+import { RelayLimit } from "./relay_limit.ts";
 import { ProxySlice } from "./proxy_slice.ts";
 import { Backoff, type RestartPolicy } from "./restart.ts";
 import { watch } from "./watchdog.ts";
@@ -176,7 +176,7 @@ export class Sandbox {
     const channel = new Channel<ToGuest>((batch) => link.post(batch), true);
     this.#channel = channel;
     this.#exchange = new Exchange((message) => channel.send(message));
-    this.#relaying = { calls: 0, bytes: 0 };
+    this.#relaying = new RelayLimit(this.name, (text) => this.#log.warning(text));
     // What a guest that was ended says or does no longer counts: a new one may run already.
     link.onBatch = (batch) => {
       if (link === this.#link) this.#take(batch);
@@ -199,6 +199,7 @@ export class Sandbox {
       version: info.version,
       coreRange: info.coreRange,
       manifest: info.file,
+      logRate: this.#logBudget.rate,
     });
   }
 
@@ -246,7 +247,7 @@ export class Sandbox {
       methods: loaded.methods.map((m) => ProxySlice.method(m)),
     });
     for (const descriptor of loaded.slices) {
-      const proxy = new ProxySlice(descriptor, this, shape(descriptor));
+      const proxy = new ProxySlice(descriptor, this);
       this.#proxies.set(proxy.name, proxy);
       context.registerSlice(proxy);
       for (const mount of descriptor.mounts) proxy.mountForward(mount.location, mount.start);
@@ -384,91 +385,57 @@ export class Sandbox {
     return proxy;
   }
 
-  /** What the server carries for this guest now (service calls, statements): count, bytes. */
-  #relaying = { calls: 0, bytes: 0 };
-
-  /**
-   * Whether the server takes one more service call or statement of `bytes` from this guest:
-   * each holds its arguments in the server's memory until it ends, and a guest need not wait
-   * for its answers, so what is in flight at once is bounded ({@link RELAY_LIMIT}). Undefined
-   * when taken (release it with {@link #release}); else the error to answer with.
-   */
-  #admit(bytes: number, what: string): string | undefined {
-    const relaying = this.#relaying;
-    if (relaying.calls < RELAY_LIMIT.calls && relaying.bytes + bytes <= RELAY_LIMIT.bytes) {
-      relaying.calls++;
-      relaying.bytes += bytes;
-      return undefined;
-    }
-    const error =
-      `too many ${what} in flight from extension ${this.name} (at most ${RELAY_LIMIT.calls} service calls and statements, ${
-        RELAY_LIMIT.bytes / 2 ** 20
-      } MiB of arguments)`;
-    if (!this.#overRelayLimit) {
-      this.#overRelayLimit = true;
-      this.#log.warning(`${error}: the server refuses more until some end`);
-    }
-    return error;
-  }
-
-  #release(relaying: { calls: number; bytes: number }, bytes: number): void {
-    relaying.calls--;
-    relaying.bytes -= bytes;
-    if (relaying.calls === 0) this.#overRelayLimit = false;
-  }
+  /** What the server carries for the current guest (service calls, statements). */
+  #relaying = new RelayLimit("", () => {});
 
   /** A service call from one of this guest's slices, carried to the slice it calls. */
-  async #relay(message: Extract<FromGuest, { t: "svc" }>, from: ProxySlice): Promise<void> {
-    const channel = this.#channel;
-    const bytes = message.body.byteLength;
-    const relaying = this.#relaying;
-    const refused = this.#admit(bytes, "service calls");
-    if (refused) {
-      return this.#answer(channel, { t: "svcres", id: message.id, error: refused, body: null });
-    }
-    let answer: Extract<ToGuest, { t: "svcres" }>;
-    try {
-      const args = unpackValue(message.body);
+  #relay(message: Extract<FromGuest, { t: "svc" }>, from: ProxySlice): Promise<void> {
+    return this.#carry("svcres", message.id, message.body, "service calls", (args) => {
       if (!Array.isArray(args)) throw new Error("service arguments are not a list");
-      const result = await this.#options.callService(from, message.to, message.member, args);
-      answer = { t: "svcres", id: message.id, body: packValue(result) };
-    } catch (error) {
-      answer = { t: "svcres", id: message.id, error: describeError(error), body: null };
-    } finally {
-      this.#release(relaying, bytes);
-    }
-    this.#answer(channel, answer);
+      return this.#options.callService(from, message.to, message.member, args);
+    });
   }
-
-  /** Whether the guest was told (in the log) that it passed {@link RELAY_LIMIT}. */
-  #overRelayLimit = false;
 
   /**
    * A request of the guest for its own database: the host checks it and runs it on this
    * extension's connection (the one the channel belongs to, never one the request names).
    */
-  async #database(message: Extract<FromGuest, { t: "db" }>): Promise<void> {
-    const channel = this.#channel;
-    const bytes = message.body.byteLength;
-    const relaying = this.#relaying;
-    const refused = this.#admit(bytes, "statements");
-    if (refused) {
-      return this.#answer(channel, { t: "dbres", id: message.id, error: refused, body: null });
-    }
-    let answer: Extract<ToGuest, { t: "dbres" }>;
-    try {
+  #database(message: Extract<FromGuest, { t: "db" }>): Promise<void> {
+    return this.#carry("dbres", message.id, message.body, "statements", (request) => {
       const host = this.#options.database();
       if (!host?.has(this.name)) {
         throw new Error(
           `extension ${this.name} has no database: list core.database in getDependencies()`,
         );
       }
-      const response = await host.handle(this.name, unpackValue(message.body));
-      answer = { t: "dbres", id: message.id, body: packValue(response) };
+      return host.handle(this.name, request);
+    });
+  }
+
+  /**
+   * Carries what a guest asks the server to do (a service call, a statement) within its
+   * {@link RelayLimit}, and answers it with `t` on the channel it came on: the value `work`
+   * resolves with, or its error.
+   */
+  async #carry(
+    t: "svcres" | "dbres",
+    id: number,
+    body: ArrayBuffer,
+    what: string,
+    work: (value: unknown) => Promise<unknown>,
+  ): Promise<void> {
+    const channel = this.#channel;
+    const bytes = body.byteLength;
+    const relaying = this.#relaying;
+    const refused = relaying.admit(bytes, what);
+    if (refused) return this.#answer(channel, { t, id, error: refused, body: null });
+    let answer: ToGuest;
+    try {
+      answer = { t, id, body: packValue(await work(unpackValue(body))) };
     } catch (error) {
-      answer = { t: "dbres", id: message.id, error: describeError(error), body: null };
+      answer = { t, id, error: describeError(error), body: null };
     } finally {
-      this.#release(relaying, bytes);
+      relaying.release(bytes);
     }
     this.#answer(channel, answer);
   }
@@ -637,15 +604,11 @@ export class Sandbox {
     this.failure = reason;
     this.lastFailure = reason;
     this.#log.error(`extension ${this.name} failed: ${reason}`);
-    const delay = this.#nextRestart();
+    const { delay, outlook } = this.#nextRestart();
     this.#down = delay === undefined ? undefined : { retryAt: Date.now() + delay };
     if (this.#extension) {
       this.#extension.status = "failed";
-      this.#extension.failure = delay !== undefined
-        ? `${reason}; restarting in ${delay / 1000}s`
-        : this.#backoff && this.#backoff.failures >= this.#backoff.policy.maxFailures
-        ? `${reason}; it stays failed after ${this.#backoff.failures} failures within ${this.#backoff.policy.windowSeconds}s`
-        : reason;
+      this.#extension.failure = reason + outlook;
     }
     for (const proxy of this.#proxies.values()) {
       proxy.fail(`extension ${this.name} ${this.#downSince()}`);
@@ -673,21 +636,26 @@ export class Sandbox {
     }
   }
 
-  /** The delay before the next guest in ms, or undefined when the extension stays failed. */
-  #nextRestart(): number | undefined {
+  /**
+   * What follows a failure: the delay before the next guest in ms (none: it stays failed), and
+   * how the extension's reason ends to say so.
+   */
+  #nextRestart(): { delay?: number; outlook: string } {
     const policy = this.#options.restart;
-    if (!policy || !this.#restartable) return undefined;
+    if (!policy || !this.#restartable) return { outlook: "" };
     this.#everStarted ||= this.#proxies.size > 0 &&
       [...this.#proxies.values()].every((p) => p.state === "started");
-    if (!this.#everStarted) return undefined;
+    if (!this.#everStarted) return { outlook: "" };
     this.#backoff ??= new Backoff(policy);
     const delay = this.#backoff.failed();
-    if (delay === undefined) {
-      this.#log.error(
-        `extension ${this.name} failed ${this.#backoff.failures} times within ${policy.windowSeconds}s (server.restart_max_failures = ${policy.maxFailures}): it stays failed`,
-      );
-    }
-    return delay;
+    if (delay !== undefined) return { delay, outlook: `; restarting in ${delay / 1000}s` };
+    const failures = this.#backoff.failures;
+    this.#log.error(
+      `extension ${this.name} failed ${failures} times within ${policy.windowSeconds}s (server.restart_max_failures = ${policy.maxFailures}): it stays failed`,
+    );
+    return {
+      outlook: `; it stays failed after ${failures} failures within ${policy.windowSeconds}s`,
+    };
   }
 
   /** Starts a new guest and runs its slices' prestart and start; a failure on the way counts. */
@@ -718,7 +686,7 @@ export class Sandbox {
       return this.fail(`its slices changed from ${before} to ${after || "none"} on restart`);
     }
     // The server routes, orders and checks service calls by what the first guest declared.
-    const changed = loaded.slices.find((s) => shape(s) !== this.#proxies.get(s.name)!.shape);
+    const changed = loaded.slices.find((s) => !this.#proxies.get(s.name)!.declaresAsBefore(s));
     if (changed) {
       this.#restartable = false;
       return this.fail(
@@ -793,34 +761,4 @@ export class Sandbox {
       new ExtensionError("extension.failed", `extension ${this.name} ended with the server`),
     );
   }
-}
-
-/**
- * Service calls one guest may have in flight through the server at once, and the bytes of
- * their arguments: past them, a call is answered with an error at once.
- */
-const RELAY_LIMIT = { calls: 1000, bytes: 64 * 2 ** 20 } as const;
-
-/**
- * A guest's log message as one record of the server's text log: each line after the first is
- * indented (a line of its own would read as a record of any source, `ERROR   core.server: ...`),
- * and control characters (carriage returns, terminal escapes, which rewrite what an operator's
- * terminal shows) are written as `\xNN`.
- */
-function oneRecord(message: string): string {
-  return message.replace(/\r?\n/g, "\n    ").replace(
-    // deno-lint-ignore no-control-regex
-    /[\x00-\x08\x0b-\x1f\x7f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
-}
-
-/** What the server relies on of a guest's slice: it must be the same in every new guest. */
-function shape(slice: SliceDescriptor): string {
-  return JSON.stringify([
-    [...slice.dependencies].sort(),
-    [...slice.dependedBy].sort(),
-    slice.handles.map((m) => `${m.operation} v${m.apiVersion} ${m.path}`).sort(),
-    [...slice.services].sort(),
-  ]);
 }
