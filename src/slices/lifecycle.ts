@@ -52,9 +52,7 @@ export class Lifecycle {
       await this.#run(slice, phase, server);
       return true;
     } catch (error) {
-      slice[INTERNALS].failure = error instanceof PhaseTimeout
-        ? `did not finish ${phase} within ${this.#timeouts.start}s`
-        : `${phase} failed: ${describeError(error)}`;
+      slice[INTERNALS].failure = this.#cause(phase, error);
       return false;
     }
   }
@@ -111,9 +109,7 @@ export class Lifecycle {
       }
     } catch (error) {
       const slice = current!;
-      const cause = error instanceof PhaseTimeout
-        ? `did not finish ${phase} within ${this.#timeouts.start}s`
-        : `${phase} failed: ${describeError(error)}`;
+      const cause = this.#cause(phase, error);
       slice[INTERNALS].setStatus("failed");
       slice[INTERNALS].failure = cause;
       if (!(error instanceof PhaseTimeout) && error instanceof Error && error.stack) {
@@ -126,12 +122,24 @@ export class Lifecycle {
         this.#log.error(`slice ${slice.name} ${cause}; stopping the slices already started`);
         await this.stop(Date.now() + this.#timeouts.stop * 1000 * this.#started.length);
       }
-      throw new SliceError(
-        error instanceof PhaseTimeout ? "slice.start_timeout" : "slice.start_failed",
-        `slice ${slice.name} ${cause}`,
-        { cause: error },
-      );
+      throw this.#startError(slice, phase, error);
     }
+  }
+
+  /** Why a prestart or start failed, as the end of a sentence naming the slice. */
+  #cause(phase: Phase, error: unknown): string {
+    return error instanceof PhaseTimeout
+      ? `did not finish ${phase} within ${this.#timeouts.start}s`
+      : `${phase} failed: ${describeError(error)}`;
+  }
+
+  /** The start-up error of `slice`, whose `phase` threw `error` or timed out. */
+  #startError(slice: ServerSlice, phase: Phase, error: unknown): SliceError {
+    return new SliceError(
+      error instanceof PhaseTimeout ? "slice.start_timeout" : "slice.start_failed",
+      `slice ${slice.name} ${this.#cause(phase, error)}`,
+      { cause: error },
+    );
   }
 
   /**
@@ -155,16 +163,7 @@ export class Lifecycle {
         try {
           await this.#run(slice, phase, server);
         } catch (error) {
-          const timeout = error instanceof PhaseTimeout;
-          throw new SliceError(
-            timeout ? "slice.start_timeout" : "slice.start_failed",
-            `slice ${slice.name} ${
-              timeout
-                ? `did not finish ${phase} within ${this.#timeouts.start}s`
-                : `${phase} failed: ${describeError(error)}`
-            }`,
-            { cause: error },
-          );
+          throw this.#startError(slice, phase, error);
         }
       }
     }
