@@ -289,15 +289,18 @@ export async function forgetCached(url: string): Promise<void> {
     .catch(() => {});
 }
 
-/** The pids of the process guests of extension `name` running now, as `ps` lists them. */
-export async function guestPids(name: string): Promise<number[]> {
+/** The command lines of the process guests running now, as `ps` lists them (`pid args`). */
+export async function guestProcesses(): Promise<string[]> {
   const { stdout } = await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" })
     .output();
   return new TextDecoder().decode(stdout).split("\n")
-    .filter((line) =>
-      line.includes(`--location=https://${name.replaceAll("_", "-")}.extension.invalid/`) &&
-      line.includes("guest_process")
-    )
+    .filter((line) => line.includes("guest_process"));
+}
+
+/** The pids of the process guests of extension `name` running now. */
+export async function guestPids(name: string): Promise<number[]> {
+  const location = `--location=https://${name.replaceAll("_", "-")}.extension.invalid/`;
+  return (await guestProcesses()).filter((line) => line.includes(location))
     .map((line) => Number(line.trim().split(/\s+/)[0]));
 }
 

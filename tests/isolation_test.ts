@@ -12,6 +12,7 @@ import {
   eventually,
   extensionStatuses,
   getJson,
+  guestProcesses,
   logged,
   serve,
   startServer,
@@ -106,9 +107,7 @@ export function setup(app) { app.registerSlice(new Good("good.main")); }
 
 /** The guests of a server whose extensions live under `root`, as ps lists them. */
 async function guestsUnder(root: string): Promise<string[]> {
-  const { stdout } = await new Deno.Command("ps", { args: ["-eo", "pid=,args="] }).output();
-  return new TextDecoder().decode(stdout).split("\n")
-    .filter((line) => line.includes("guest_process.ts") && line.includes(root));
+  return (await guestProcesses()).filter((line) => line.includes(root));
 }
 
 for (const mode of ["process", "worker"]) {
